@@ -1,0 +1,1 @@
+"""Configurations shipped with nirstream: models/, train/ and pipelines/ YAML files."""

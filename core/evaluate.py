@@ -1,0 +1,130 @@
+"""Evaluation on paired data with the VCIP 2020 protocol, and the contact sheet.
+
+Each image is colorized whole (batch 1, any size) and scored 8-bit against 8-bit ground truth
+(:mod:`nirstream.core.metrics`); the means are over images, as the challenge reported them.
+Training validation and ``nirstream eval`` both go through :func:`score_images`.
+"""
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nirstream.core.data import PairedDataset, write_image
+from nirstream.core.metrics import image_metrics
+
+METRICS = ("psnr", "ssim", "ae")
+
+
+@dataclass
+class ScoredImage:
+    """One evaluated pair: its metrics and, when kept for the contact sheet, the images."""
+
+    name: str
+    metrics: dict[str, float]
+    images: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # NIR, prediction, truth
+
+
+@dataclass
+class EvalReport:
+    images: list[ScoredImage] = field(default_factory=list)
+
+    @property
+    def mean(self) -> dict[str, float]:
+        return {k: float(np.mean([s.metrics[k] for s in self.images])) for k in METRICS}
+
+    def table(self) -> str:
+        """A per-image and mean table for the terminal."""
+        width = max([len(s.name) for s in self.images] + [5])
+        lines = [f"{'image':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'AE deg':>7}"]
+        rows = [(s.name, s.metrics) for s in self.images] + [("mean", self.mean)]
+        for i, (name, m) in enumerate(rows):
+            if i == len(rows) - 1:
+                lines.append("-" * len(lines[0]))
+            lines.append(f"{name:<{width}}  {m['psnr']:8.2f}  {m['ssim']:6.4f}  {m['ae']:7.3f}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": self.mean, "images": [{"name": s.name, **s.metrics} for s in self.images]}
+
+
+@torch.inference_mode()
+def score_images(
+    model: nn.Module, items: Iterable[dict[str, Any]], device: torch.device, *, keep_images: int = 0
+) -> Iterator[ScoredImage]:
+    """Colorize and score each item (``{"nir", "rgb", "name"}``, unbatched or batch 1).
+
+    The first ``keep_images`` results carry 8-bit NIR, prediction and truth for a contact sheet.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        for index, item in enumerate(items):
+            nir, rgb = _batched(item["nir"]).to(device), _batched(item["rgb"]).to(device)
+            prediction = model(nir).float()
+            metrics = {k: float(v[0]) for k, v in image_metrics(prediction, rgb).items()}
+            name = item["name"] if isinstance(item["name"], str) else item["name"][0]
+            images = None
+            if index < keep_images:
+                images = tuple(_to_uint8(t) for t in (nir.expand(-1, 3, -1, -1), prediction, rgb))
+            yield ScoredImage(name, metrics, images)
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model: nn.Module, dataset: PairedDataset, device: torch.device, *, keep_images: int = 0) -> EvalReport:
+    """Score every pair of ``dataset`` (full images, no augmentation)."""
+    items = (dataset[i] for i in range(len(dataset)))
+    return EvalReport(list(score_images(model, items, device, keep_images=keep_images)))
+
+
+def write_report(report: EvalReport, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return path
+
+
+def contact_sheet(report: EvalReport, path: str | Path) -> Path:
+    """A PNG grid, one row per kept image: NIR | prediction | ground truth, labelled."""
+    rows = []
+    for scored in (s for s in report.images if s.images is not None):
+        tiles = []
+        for label, image in zip(("NIR", "nirstream", "ground truth"), scored.images):
+            tile = np.ascontiguousarray(image)
+            if label == "nirstream":
+                label = f"{label} {scored.metrics['psnr']:.1f} dB"
+            _label(tile, f"{scored.name}  {label}" if label == "NIR" else label)
+            tiles.append(tile)
+        rows.append(np.concatenate(_pad_to_height(tiles), axis=1))
+    if not rows:
+        raise ValueError("no images were kept for the contact sheet (keep_images=0)")
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    write_image(path, np.concatenate(rows, axis=0))
+    return Path(path)
+
+
+def _batched(t: Tensor) -> Tensor:
+    return t if t.dim() == 4 else t.unsqueeze(0)
+
+
+def _to_uint8(t: Tensor) -> np.ndarray:
+    return (t[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def _label(tile: np.ndarray, text: str) -> None:
+    scale = max(tile.shape[1] / 640, 0.35)
+    for colour, thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(tile, text, (4, int(16 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+
+
+def _pad_to_height(tiles: list[np.ndarray]) -> list[np.ndarray]:
+    height = max(t.shape[0] for t in tiles)
+    return [np.pad(t, ((0, height - t.shape[0]), (0, 0), (0, 0))) for t in tiles]

@@ -1,0 +1,62 @@
+"""Colour-direction terms: errors in hue and chromaticity that pixel distances under-weight."""
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nirstream.core.colorspace import rgb_to_hsv
+from nirstream.core.errors import ConfigError
+from nirstream.core.losses.term import LossTerm
+
+
+class CosineLoss(LossTerm):
+    """``1 - cos`` of the angle between predicted and true RGB vectors, mean over pixels.
+
+    Brightness-invariant, so it penalises wrong hue and saturation only: the training
+    counterpart of the angular-error metric. A black pixel has no direction; ``offset`` adds
+    a small gray component to both vectors so identical blacks score 0 and the gradient near
+    black stays bounded (about ``1 / offset``). The default is one 8-bit level.
+    """
+
+    def __init__(self, offset: float = 1.0 / 255.0) -> None:
+        super().__init__()
+        if not offset > 0:
+            raise ConfigError(f"cosine loss option 'offset' must be > 0, got {offset}")
+        self.offset = float(offset)
+
+    def forward(self, pred: Mapping[str, Tensor], target_rgb: Tensor) -> Tensor:
+        cosine = F.cosine_similarity(pred["rgb"] + self.offset, target_rgb + self.offset, dim=1)
+        return 1.0 - cosine.mean()
+
+
+class HSVLoss(LossTerm):
+    """L1 between ColorMamba's HSV-branch output and the target converted to HSV.
+
+    Hue is circular, so its error is the shorter way round the colour circle (scaled so
+    opposite hues cost 1). Hue is meaningless on gray and dark pixels, so the hue error is
+    weighted by the target's chroma ``s·v`` (0 on grays, 1 on pure colours): the branch is
+    not pushed towards the arbitrary hue 0 that gray pixels convert to.
+    """
+
+    needs = ("hsv",)
+
+    def __init__(self, hue_weight: float = 1.0) -> None:
+        super().__init__()
+        if not (math.isfinite(hue_weight) and hue_weight >= 0):
+            raise ConfigError(f"hsv loss option 'hue_weight' must be a finite number >= 0, got {hue_weight}")
+        self.hue_weight = float(hue_weight)
+
+    def forward(self, pred: Mapping[str, Tensor], target_rgb: Tensor) -> Tensor:
+        hue, saturation, value = pred["hsv"].unbind(dim=1)
+        true_hue, true_saturation, true_value = rgb_to_hsv(target_rgb).unbind(dim=1)
+        turn = torch.remainder(hue - true_hue, 1.0)
+        hue_error = 2.0 * torch.minimum(turn, 1.0 - turn)
+        chroma = true_saturation * true_value
+        return (
+            self.hue_weight * (chroma * hue_error).mean()
+            + (saturation - true_saturation).abs().mean()
+            + (value - true_value).abs().mean()
+        )

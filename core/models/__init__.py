@@ -1,0 +1,9 @@
+"""Models: building blocks, the SS2D / VSS layer, ColorMamba, and the registry that builds them.
+
+``build_model({"arch": "colormamba", ...})`` or ``build_model(load_model_config("colormamba-lite"))``.
+"""
+
+from .colormamba import ColorMamba
+from .registry import build_model, list_models, load_model_config, register_model
+
+__all__ = ["ColorMamba", "build_model", "list_models", "load_model_config", "register_model"]

@@ -1,0 +1,21 @@
+"""Kernels: the selective scan and its backends."""
+
+from .scan_mamba_ssm import mamba_ssm_available
+from .selective_scan import (
+    BACKENDS,
+    get_scan_backend,
+    resolve_backend,
+    scan_backend,
+    selective_scan,
+    set_scan_backend,
+)
+
+__all__ = [
+    "BACKENDS",
+    "get_scan_backend",
+    "mamba_ssm_available",
+    "resolve_backend",
+    "scan_backend",
+    "selective_scan",
+    "set_scan_backend",
+]

@@ -1,0 +1,167 @@
+"""The training configuration: one dataclass per YAML section, bound strictly.
+
+``load_train_config`` reads a YAML file (or a bundled name such as ``colormamba-lite``),
+applies ``--set key=value`` overrides and binds the result, so a misspelt key fails at once
+with the allowed keys instead of being ignored for a whole training run.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nirstream.core.config import apply_overrides, bind, bundled_config, load_yaml
+from nirstream.core.data.augment import Augment
+from nirstream.core.errors import ConfigError
+
+SCHEDULES = ("cosine", "step", "constant")
+LAYOUTS = ("folder", "csv")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class DataConfig:
+    """Where the pairs are and how training batches are cut from them.
+
+    ``root`` is taken relative to the current folder: the default suits a run from the
+    repository root with the shared data beside the checkout; ``--set data.root=...`` points
+    elsewhere. ``layout: csv`` reads the pair list from ``csv`` (a path, relative to ``root``)
+    instead of the ``<root>/<split>/{nir,rgb}`` folders. ``exclude`` names pairs to leave out
+    of training (e.g. badly registered ones). Validation always uses whole images.
+    """
+
+    root: str = "../shared/data/vcip2020_nir"
+    layout: str = "folder"
+    csv: str = "pairs.csv"
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 8
+    workers: int = 4
+    exclude: list[str] = field(default_factory=list)
+    augment: Augment = field(default_factory=Augment)
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"data.layout must be one of {', '.join(LAYOUTS)}, got '{self.layout}'")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if self.workers < 0:
+            raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
+
+
+@dataclass
+class OptimConfig:
+    """Adam and its learning-rate schedule, stepped once per optimiser step.
+
+    ``warmup_epochs`` ramps the rate linearly from zero; then ``cosine`` decays to
+    ``lr * min_lr_ratio`` by the last step, ``step`` multiplies by ``gamma`` every
+    ``step_epochs`` epochs, ``constant`` keeps it. ``grad_clip`` bounds the global gradient
+    norm (``null``: no clipping).
+    """
+
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    epochs: int = 100
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.01
+    step_epochs: int = 30
+    gamma: float = 0.1
+    grad_clip: float | None = 1.0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if self.epochs < 1:
+            raise ConfigError(f"optim.epochs must be >= 1, got {self.epochs}")
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ConfigError(f"optim.betas must be two numbers in [0, 1), got {self.betas}")
+        if self.warmup_epochs < 0 or self.step_epochs < 1:
+            raise ConfigError("optim.warmup_epochs must be >= 0 and optim.step_epochs >= 1")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"optim.grad_clip must be > 0 or null, got {self.grad_clip}")
+
+
+@dataclass
+class GanConfig:
+    """Optional LSGAN term from a conditional PatchGAN discriminator (sees NIR and RGB).
+
+    The generator's loss gains ``weight * lsgan_g_loss``; the discriminator takes one Adam
+    step (rate ``d_lr``, default ``optim.lr``) every ``d_every`` generator steps.
+    ``discriminator`` holds the PatchGAN's constructor arguments.
+    """
+
+    enabled: bool = False
+    weight: float = 0.01
+    d_lr: float | None = None
+    d_betas: tuple[float, float] = (0.5, 0.999)
+    d_every: int = 1
+    discriminator: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.d_every < 1:
+            raise ConfigError(f"gan.d_every must be >= 1, got {self.d_every}")
+        if self.weight < 0:
+            raise ConfigError(f"gan.weight must be >= 0, got {self.weight}")
+
+
+@dataclass
+class RunConfig:
+    """Where results go and how the run is executed.
+
+    The run folder is ``<out_dir>/<name>``, numbered ``-2``, ``-3``... when it is taken.
+    ``amp`` applies on CUDA only (bf16 where supported, else fp16 with loss scaling).
+    ``max_steps_per_epoch`` shortens epochs for quick checks.
+    """
+
+    out_dir: str = "runs"
+    name: str = "train"
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    scan_backend: str = "auto"
+    checkpoint_every: int = 1
+    log_every: int = 50
+    max_steps_per_epoch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ConfigError(f"run.device must be one of {', '.join(DEVICES)}, got '{self.device}'")
+        if self.checkpoint_every < 1 or self.log_every < 1:
+            raise ConfigError("run.checkpoint_every and run.log_every must be >= 1")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ConfigError(f"run.max_steps_per_epoch must be >= 1 or null, got {self.max_steps_per_epoch}")
+
+
+@dataclass
+class TrainConfig:
+    """A whole training run.
+
+    ``model`` is a bundled model name (``colormamba-lite``), a model YAML path, or an inline
+    mapping ``{arch: ..., <constructor arguments>}``. ``loss`` maps loss terms to weights
+    and is handed to :func:`nirstream.core.losses.build_loss` as is.
+    """
+
+    model: str | dict[str, Any] = "colormamba-lite"
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: dict[str, Any] = field(default_factory=lambda: {"l1": 1.0})
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    gan: GanConfig = field(default_factory=GanConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, (str, dict)):
+            raise ConfigError(f"'model' must be a model name, a YAML path or a mapping, got {self.model!r}")
+        if not isinstance(self.loss, dict) or not self.loss:
+            raise ConfigError(f"'loss' must map loss terms to weights, got {self.loss!r}")
+
+
+def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """Read a training YAML (a path, or the name of a bundled one), apply ``key=value`` overrides, bind."""
+    path = Path(path)
+    if not path.is_file() and path.suffix == "" and len(path.parts) == 1:
+        path = bundled_config("train", path.name)
+    data = apply_overrides(load_yaml(path), list(overrides))
+    return bind(TrainConfig, data)

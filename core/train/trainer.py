@@ -1,0 +1,502 @@
+"""The training loop: epochs of Adam steps, validation on whole images, and the run folder's files.
+
+Each epoch draws shuffled, augmented crops (order and augmentation depend only on the seed
+and the epoch), takes one optimiser step per batch (autocast and loss scaling on CUDA,
+gradient clipping, an optional LSGAN term), then validates the model on every whole
+validation image with the VCIP metrics. Epoch 0 validates the untrained model, so the
+improvement is measured against a baseline. After every epoch rank 0 rewrites, in the run
+folder, ``metrics.csv`` / ``metrics.json`` (rows rebuilt from the history, so a resumed run
+never keeps rows from epochs it redid), ``curves.png`` and ``last.safetensors``, writes
+``best.safetensors`` when the validation PSNR improves, and ``checkpoint.pt`` every
+``run.checkpoint_every`` epochs and at the end.
+"""
+
+import csv
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from loguru import logger
+from torch import Tensor, nn
+from torch.optim import Adam, Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from nirstream.core.config import to_dict
+from nirstream.core.data import CsvPairedDataset, PairedDataset, PairedFolderDataset
+from nirstream.core.errors import ConfigError, DataError, WeightsError
+from nirstream.core.losses import build_loss, lsgan_d_loss, lsgan_g_loss
+from nirstream.core.evaluate import METRICS, score_images
+from nirstream.core.models import build_model, load_model_config
+from nirstream.core.models.patchgan import PatchGANDiscriminator
+from nirstream.core.ops import set_scan_backend
+from nirstream.core.train import distributed
+from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nirstream.core.train.config import DataConfig, GanConfig, OptimConfig, TrainConfig
+from nirstream.core.train.distributed import DistContext
+from nirstream.core.train.plots import plot_curves
+from nirstream.core.weights import save_weights
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def train(config: TrainConfig, resume: Path | None = None) -> Path:
+    """Train as ``config`` says, or continue the run whose ``checkpoint.pt`` is ``resume``; return the run folder.
+
+    Under ``torchrun`` every process calls this; they share the work and rank 0 writes.
+    """
+    context = distributed.setup(config.run.device)
+    try:
+        return Trainer(config, context, resume).fit()
+    finally:
+        distributed.teardown(context)
+
+
+def lr_schedule(optim: OptimConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The factor on ``optim.lr`` after ``step`` optimiser steps: linear warm-up, then the schedule."""
+    total = optim.epochs * steps_per_epoch
+    warmup = round(optim.warmup_epochs * steps_per_epoch)
+    step_every = optim.step_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if optim.schedule == "constant":
+            return 1.0
+        if optim.schedule == "step":
+            return optim.gamma ** (step // step_every)
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return optim.min_lr_ratio + (1.0 - optim.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Trainer:
+    """One training run: builds the model, data, optimiser and run folder, then :meth:`fit` trains it.
+
+    ``train`` is the usual entry point; the class is public so that a caller managing its own
+    process group (or a test) can reach :attr:`model` after :meth:`fit`.
+    """
+
+    def __init__(self, config: TrainConfig, context: DistContext, resume: Path | None = None) -> None:
+        self.config = config
+        self.context = context
+        self.device = context.device
+        checkpoint = load_checkpoint(resume) if resume is not None else None
+        set_scan_backend(config.run.scan_backend)
+        _seed_everything(config.run.seed)
+
+        self.model = build_model(_model_config(config.model)).to(self.device)
+        self.loss = build_loss(config.loss).to(self.device)
+        self.forward_with_aux = distributed.wrap_model(_ForwardWithAux(self.model), context)
+
+        train_set, self.val_set = _datasets(config.data)
+        self.sampler = distributed.SeededShardSampler(train_set, context, config.run.seed)
+        self.loader = DataLoader(
+            distributed.SeededAugmentation(train_set, config.data.augment),
+            batch_size=config.data.batch_size,
+            sampler=self.sampler,
+            num_workers=config.data.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator(),  # reseeded per epoch: worker seeds depend on (seed, epoch) only
+        )
+        self.steps_per_epoch = min(len(self.loader), config.run.max_steps_per_epoch or len(self.loader))
+
+        schedule = lr_schedule(config.optim, self.steps_per_epoch)
+        optim = config.optim
+        self.optimizer = Adam(self.model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+        self.scheduler = LambdaLR(self.optimizer, schedule)
+        self.amp_dtype = _amp_dtype(config.run.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.adversary = (
+            _Adversary(config.gan, optim, schedule, context, self.amp_dtype) if config.gan.enabled else None
+        )
+
+        self.epoch = 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"epoch": None, "val_psnr": -math.inf}
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            self.run_dir = Path(resume).parent
+        else:
+            run_dir = _new_run_dir(Path(config.run.out_dir), config.run.name) if context.is_main else None
+            self.run_dir = distributed.broadcast_object(run_dir, context)
+
+    def fit(self) -> Path:
+        """Train the remaining epochs and return the run folder."""
+        log_sink = logger.add(self.run_dir / "train.log", level="INFO") if self.context.is_main else None
+        try:
+            self._log_start()
+            if not self.history:
+                started = time.perf_counter()
+                self._record({"epoch": 0, "lr": self._lr(), **self._validate()}, started)
+            for epoch in range(self.epoch + 1, self.config.optim.epochs + 1):
+                started = time.perf_counter()
+                train_terms = self._train_epoch(epoch)
+                self.epoch = epoch
+                self._record({"epoch": epoch, "lr": self._lr(), **train_terms, **self._validate()}, started)
+                if epoch % self.config.run.checkpoint_every == 0 or epoch == self.config.optim.epochs:
+                    self._save_checkpoint()
+            if self.best["epoch"] is not None:
+                logger.info("best epoch {}: val PSNR {:.3f} dB in {}", self.best["epoch"], self.best["val_psnr"], self.run_dir)
+        except KeyboardInterrupt:
+            if (self.run_dir / CHECKPOINT_NAME).is_file():
+                logger.warning("interrupted; continue from the last checkpoint with --resume {}", self.run_dir / CHECKPOINT_NAME)
+            raise
+        finally:
+            if log_sink is not None:
+                logger.remove(log_sink)
+        return self.run_dir
+
+    # --- one epoch ---------------------------------------------------------------------
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train one epoch; the mean of each loss term over its steps (and ranks)."""
+        seed = self.config.run.seed
+        self.sampler.set_epoch(epoch)
+        self.loader.generator.manual_seed(distributed.derived_seed(seed, epoch, -1))
+        self.model.train()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        bar = tqdm(
+            total=self.steps_per_epoch,
+            desc=f"epoch {epoch}/{self.config.optim.epochs}",
+            unit="step",
+            leave=False,
+            dynamic_ncols=True,
+            disable=not (self.context.is_main and sys.stderr.isatty()),
+        )
+        started = time.perf_counter()
+        with bar:
+            for step, batch in zip(range(self.steps_per_epoch), self.loader):
+                nir = batch["nir"].to(self.device, non_blocking=True)
+                rgb = batch["rgb"].to(self.device, non_blocking=True)
+                terms = self._train_step(nir, rgb, step)
+                for name, value in terms.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                    counts[name] = counts.get(name, 0) + 1
+                bar.update()
+                bar.set_postfix(loss=f"{terms['total']:.4f}")
+                if bar.disable and (step + 1) % self.config.run.log_every == 0:
+                    self._log_step(epoch, step + 1, terms["total"], time.perf_counter() - started)
+        names = sorted(sums)
+        totals = distributed.all_reduce_sum(
+            torch.tensor([sums[n] for n in names] + [counts[n] for n in names], dtype=torch.float64), self.context
+        )
+        return {f"train_{n}": float(totals[i] / totals[len(names) + i]) for i, n in enumerate(names)}
+
+    def _train_step(self, nir: Tensor, rgb: Tensor, step: int) -> dict[str, float]:
+        """One generator step (and, with a GAN, its discriminator step); the unweighted loss terms."""
+        with _autocast(self.device.type, self.amp_dtype):
+            outputs = self.forward_with_aux(nir)
+        outputs = {name: value.float() for name, value in outputs.items()}  # losses in fp32
+        total, terms = self.loss(outputs, rgb)
+        if self.adversary is not None:
+            adversarial = self.adversary.generator_loss(nir, outputs["rgb"])
+            total = total + self.config.gan.weight * adversarial
+            terms["gan_g"] = float(adversarial.detach())
+        terms["total"] = float(total.detach())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        _optimizer_step(self.optimizer, self.scaler, self.config.optim.grad_clip)
+        self.scheduler.step()
+        if self.adversary is not None:
+            d_loss = self.adversary.train_step(step, nir, rgb, outputs["rgb"].detach(), self.config.optim.grad_clip)
+            if d_loss is not None:
+                terms["gan_d"] = d_loss
+        return terms
+
+    def _validate(self) -> dict[str, float]:
+        """Mean VCIP metrics over the whole validation images (batch 1, any size), fp32, all ranks' shares."""
+        share = Subset(self.val_set, range(self.context.rank, len(self.val_set), self.context.world_size))
+        loader = DataLoader(
+            share, batch_size=1, num_workers=min(self.config.data.workers, 2), pin_memory=self.device.type == "cuda"
+        )
+        sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64)
+        for scored in score_images(self.model, loader, self.device):
+            sums += torch.tensor([scored.metrics[name] for name in METRICS] + [1.0], dtype=torch.float64)
+        sums = distributed.all_reduce_sum(sums, self.context)
+        return {f"val_{name}": float(sums[i] / sums[-1]) for i, name in enumerate(METRICS)}
+
+    # --- results -----------------------------------------------------------------------
+
+    def _record(self, row: dict[str, Any], started: float) -> None:
+        """Add an epoch's row to the history, log it, and (rank 0) rewrite the run folder's files."""
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        self.history.append(row)
+        epoch = row["epoch"]
+        improved = epoch > 0 and row["val_psnr"] > self.best["val_psnr"]
+        if improved:
+            self.best = {"epoch": epoch, **{f"val_{m}": row[f"val_{m}"] for m in METRICS}}
+        train_part = f"train loss {row['train_total']:.4f} | " if "train_total" in row else ""
+        logger.info(
+            "epoch {}/{}: {}val PSNR {:.3f} SSIM {:.4f} AE {:.3f}{} | {:.1f} s",
+            epoch,
+            self.config.optim.epochs,
+            train_part,
+            row["val_psnr"],
+            row["val_ssim"],
+            row["val_ae"],
+            " (best)" if improved else "",
+            row["seconds"],
+        )
+        if not self.context.is_main:
+            return
+        _write_metrics(self.history, self.run_dir)
+        plot_curves(self.history, self.run_dir / "curves.png")
+        if epoch > 0:
+            info = {"epoch": epoch, "metrics": {k: row[k] for k in row if k.startswith("val_")}, "config": to_dict(self.config)}
+            save_weights(self.model, self.run_dir / "last.safetensors", info=info)
+            if improved:
+                save_weights(self.model, self.run_dir / "best.safetensors", info=info)
+
+    def _log_start(self) -> None:
+        model_size = sum(p.numel() for p in self.model.parameters())
+        logger.info(
+            "{} {} epoch {}: {} ({:.2f} M parameters) on {}{}, {} processes, {} steps/epoch of {} crops; run folder {}",
+            "resuming" if self.history else "training",
+            self.config.run.name,
+            self.epoch + 1,
+            self.model.config.get("arch", type(self.model).__name__),
+            model_size / 1e6,
+            self.device,
+            f" with {self.amp_dtype} autocast" if self.amp_dtype is not None else "",
+            self.context.world_size,
+            self.steps_per_epoch,
+            self.config.data.batch_size,
+            self.run_dir,
+        )
+
+    def _log_step(self, epoch: int, steps_done: int, loss: float, elapsed: float) -> None:
+        per_step = elapsed / steps_done
+        remaining = (self.steps_per_epoch - steps_done) + (self.config.optim.epochs - epoch) * self.steps_per_epoch
+        logger.info(
+            "epoch {} step {}/{}: loss {:.4f} lr {:.3g} | {:.2f} s/step, ETA {}",
+            epoch,
+            steps_done,
+            self.steps_per_epoch,
+            loss,
+            self._lr(),
+            per_step,
+            _duration(per_step * remaining),
+        )
+
+    def _lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    # --- checkpoints -------------------------------------------------------------------
+
+    def _save_checkpoint(self) -> None:
+        if not self.context.is_main:
+            return
+        state = {
+            "epoch": self.epoch,
+            "model_config": self.model.config,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "adversary": self.adversary.state_dict() if self.adversary is not None else None,
+            "best": dict(self.best),
+            "history": list(self.history),
+            "config": to_dict(self.config),
+            "rng": rng_state(),
+        }
+        save_checkpoint(state, self.run_dir / CHECKPOINT_NAME)
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint's epoch: weights, optimiser, schedule, history and RNG states."""
+        if checkpoint["model_config"] != self.model.config:
+            raise WeightsError(
+                f"the checkpoint was trained with model {checkpoint['model_config']}, the config builds {self.model.config}"
+            )
+        if (checkpoint["adversary"] is None) != (self.adversary is None):
+            raise WeightsError("the checkpoint and the config disagree on gan.enabled; resume with the checkpoint's setting")
+        _warn_changed(checkpoint["config"], to_dict(self.config))
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if checkpoint["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.adversary is not None:
+            self.adversary.load_state_dict(checkpoint["adversary"])
+        self.epoch = checkpoint["epoch"]
+        self.history = list(checkpoint["history"])
+        self.best = dict(checkpoint["best"])
+        set_rng_state(checkpoint["rng"])
+
+
+class _ForwardWithAux(nn.Module):
+    """Routes ``forward`` to the model's ``forward_with_aux``.
+
+    DistributedDataParallel synchronises gradients only for what runs through ``forward``;
+    training needs the auxiliary outputs (ColorMamba's HSV map) as well as the RGB.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, nir: Tensor) -> dict[str, Tensor]:
+        return self.model.forward_with_aux(nir)
+
+
+class _Adversary:
+    """The optional LSGAN half: a conditional PatchGAN with its own Adam, schedule and loss scaler.
+
+    The generator's adversarial term is scored by the discriminator with its parameters
+    frozen (and outside DDP: nothing of D is updated from it); D then takes one step on the
+    real pair and the detached fake every ``d_every`` generator steps.
+    """
+
+    def __init__(
+        self,
+        gan: GanConfig,
+        optim: OptimConfig,
+        schedule: Callable[[int], float],
+        context: DistContext,
+        amp_dtype: torch.dtype | None,
+    ) -> None:
+        try:
+            self.discriminator = PatchGANDiscriminator(**gan.discriminator).to(context.device)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"gan.discriminator: {exc}") from exc
+        self.wrapped = distributed.wrap_model(self.discriminator, context)
+        self.optimizer = Adam(self.discriminator.parameters(), lr=gan.d_lr or optim.lr, betas=gan.d_betas)
+        self.scheduler = LambdaLR(self.optimizer, schedule)
+        self.scaler = torch.amp.GradScaler(context.device.type, enabled=amp_dtype == torch.float16)
+        self.amp_dtype = amp_dtype
+        self.device_type = context.device.type
+        self.every = gan.d_every
+
+    def generator_loss(self, nir: Tensor, fake_rgb: Tensor) -> Tensor:
+        self.discriminator.requires_grad_(False)
+        with _autocast(self.device_type, self.amp_dtype):
+            score = self.discriminator(nir, fake_rgb)
+        return lsgan_g_loss(score.float())
+
+    def train_step(self, step: int, nir: Tensor, real_rgb: Tensor, fake_rgb: Tensor, grad_clip: float | None) -> float | None:
+        """Update D on this batch if it is D's turn; the schedule advances with every generator step."""
+        loss = None
+        if step % self.every == 0:
+            self.discriminator.requires_grad_(True)
+            with _autocast(self.device_type, self.amp_dtype):
+                real_score = self.wrapped(nir, real_rgb)
+                fake_score = self.wrapped(nir, fake_rgb)
+            d_loss = lsgan_d_loss(real_score.float(), fake_score.float())
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(d_loss).backward()
+            _optimizer_step(self.optimizer, self.scaler, grad_clip)
+            loss = float(d_loss.detach())
+        self.scheduler.step()
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "discriminator": self.discriminator.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state["scaler"] and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
+
+
+def _optimizer_step(optimizer: Optimizer, scaler: torch.amp.GradScaler, grad_clip: float | None) -> None:
+    """Unscale, clip the global gradient norm, step (skipped by the scaler on inf/NaN), update the scale."""
+    if grad_clip is not None:
+        scaler.unscale_(optimizer)
+        parameters = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def _autocast(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager:
+    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
+
+
+def _amp_dtype(enabled: bool, device: torch.device) -> torch.dtype | None:
+    """bf16 where the GPU has it (no loss scaling needed), else fp16; none on the CPU."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _model_config(model: str | dict[str, Any]) -> dict[str, Any]:
+    return dict(model) if isinstance(model, dict) else load_model_config(model)
+
+
+def _datasets(data: DataConfig) -> tuple[PairedDataset, PairedDataset]:
+    """Training pairs (without ``exclude``d names, unaugmented: see ``SeededAugmentation``) and validation pairs."""
+    root = Path(data.root)
+    if not root.is_dir():
+        raise DataError(
+            f"data.root {root} not found (relative to {Path.cwd()}); point to the pairs with --set data.root=PATH"
+        )
+    if data.layout == "csv":
+        csv_path = root / data.csv
+        train_set = CsvPairedDataset(csv_path, split=data.train_split, exclude=data.exclude)
+        return train_set, CsvPairedDataset(csv_path, split=data.val_split)
+    return PairedFolderDataset(root, data.train_split, exclude=data.exclude), PairedFolderDataset(root, data.val_split)
+
+
+def _new_run_dir(out_dir: Path, name: str) -> Path:
+    """``out_dir/name``, or ``name-2``, ``name-3``... when taken: a new run never overwrites an old one."""
+    candidate, number = out_dir / name, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        number += 1
+        candidate = out_dir / f"{name}-{number}"
+    candidate.mkdir(parents=True, exist_ok=True)
+    return candidate
+
+
+def _write_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
+    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
+    train_columns = sorted({key for row in history for key in row if key.startswith("train_")})
+    columns = ["epoch", "lr", *train_columns, *(f"val_{m}" for m in METRICS), "seconds"]
+    with (run_dir / "metrics.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _warn_changed(saved: dict[str, Any], current: dict[str, Any], where: str = "") -> None:
+    """Log the settings that differ from the checkpoint's: the run continues with the new ones."""
+    for key in sorted(set(saved) | set(current)):
+        old, new = saved.get(key), current.get(key)
+        path = f"{where}.{key}" if where else key
+        if isinstance(old, dict) and isinstance(new, dict):
+            _warn_changed(old, new, path)
+        elif _plain(old) != _plain(new):
+            logger.warning("resuming with {} = {!r} (the checkpoint had {!r})", path, new, old)
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -1,0 +1,1 @@
+"""nirstream.stream: the real-time pipeline and the command line."""

@@ -1,0 +1,137 @@
+"""The ``nirstream`` command line: one entry point, a subcommand per job.
+
+Errors the user can fix (:class:`~nirstream.core.errors.NirstreamError`, missing files, a full
+disk) print one line and exit non-zero; ``--debug`` shows the traceback. Heavy imports happen
+inside each command so ``nirstream --help`` answers at once.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from nirstream.core import __version__
+
+EXAMPLES = {
+    "train": """examples:
+  nirstream train --config colormamba-lite
+  nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
+  nirstream train --config colormamba-lite --resume runs/colormamba-lite/checkpoint.pt
+  torchrun --nproc-per-node 2 -m nirstream.stream.cli train --config colormamba-base""",
+    "eval": """examples:
+  nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
+  nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6""",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nirstream",
+        description="Real-time near-infrared to RGB colorization with ColorMamba.",
+        epilog="Run 'nirstream COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"nirstream {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("--log-json", action="store_true", help="log one JSON object per line (for machines)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser(
+        "train", parents=[common], help="train a model on paired NIR/RGB images",
+        description="Train a colorization model from a YAML config.",
+        epilog=EXAMPLES["train"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--config", required=True, help="bundled name (colormamba-lite) or path to a train YAML")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. optim.lr=1e-4 (repeatable)")
+    train.add_argument("--resume", type=Path, help="continue exactly from a training checkpoint.pt")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="score weights on paired data (PSNR, SSIM, AE)",
+        description="Colorize each NIR image of a paired set and score it against its RGB image "
+                    "with the VCIP 2020 protocol (8-bit output vs 8-bit ground truth).",
+        epilog=EXAMPLES["eval"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--weights", required=True, type=Path, help="a .safetensors weights file")
+    evaluate.add_argument("--data", required=True, type=Path,
+                          help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
+    evaluate.add_argument("--split", default="val", help="split folder or CSV split value (default: val)")
+    evaluate.add_argument("--out", type=Path, help="folder for metrics.json and contact_sheet.png "
+                          "(default: runs/eval/<weights>-<split>)")
+    evaluate.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet (default: 8)")
+    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    evaluate.set_defaults(handler=run_eval)
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from nirstream.core.train import load_train_config, train
+
+    config = load_train_config(args.config, args.overrides)
+    run_dir = train(config, resume=args.resume)
+    logger.info(f"run folder: {run_dir}")
+
+
+def run_eval(args: argparse.Namespace) -> None:
+    from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
+    from nirstream.core.evaluate import contact_sheet, evaluate, write_report
+    from nirstream.core.train.distributed import resolve_device
+    from nirstream.core.weights import load_model
+
+    device = resolve_device(args.device)
+    model = load_model(args.weights, device)
+    if args.data.suffix.lower() == ".csv":
+        dataset = CsvPairedDataset(args.data, split=args.split)
+    else:
+        dataset = PairedFolderDataset(args.data, args.split)
+    report = evaluate(model, dataset, device, keep_images=args.sheet_rows)
+    print(report.table())
+    out = args.out or Path("runs") / "eval" / f"{args.weights.stem}-{args.split}"
+    logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
+    if args.sheet_rows > 0:
+        logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
+
+
+def configure_logging(debug: bool, as_json: bool) -> None:
+    logger.remove()
+    fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
+    logger.add(sys.stderr, level="DEBUG" if debug else "INFO", serialize=as_json,
+               format=fmt, colorize=None if not as_json else False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.debug, args.log_json)
+    from nirstream.core.errors import NirstreamError
+
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        print("nirstream: interrupted", file=sys.stderr)
+        return 130
+    except (NirstreamError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"nirstream: error: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, NirstreamError) else 1
+    except Exception as exc:  # a bug, not bad input: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"nirstream: internal error: {type(exc).__name__}: {_one_line(exc)} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Shared fixtures: the optional real data beside the checkout, and deterministic seeding."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+# Tests run many small ops; one thread avoids oversubscribing CI's two cores (and DataLoader
+# workers), which made small ops 100x slower when other jobs loaded the machine.
+torch.set_num_threads(1)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+TINY_COLORMAMBA = {
+    "arch": "colormamba",
+    "ngf": 8,
+    "nfg": 4,
+    "width_mults": [1, 2],
+    "depths": [1, 1],
+    "decoder_depths": [1],
+    "conv_depths": [1, 0],
+    "stem_stride": 4,
+    "d_state": 4,
+    "expand": 1.0,
+    "mlp_ratio": 1.0,
+    "attn_window": 3,
+    "spade_hidden": 8,
+}
+"""About 20k parameters: a real ColorMamba (both U-Nets, VSS blocks, SPADE) that runs in milliseconds."""
+
+
+@pytest.fixture
+def vcip_root() -> Path:
+    """The VCIP 2020 NIR/RGB pairs; the test is skipped where ``../shared/data`` is absent."""
+    root = SHARED_DATA / "vcip2020_nir"
+    if not (root / "val" / "nir").is_dir():
+        pytest.skip(f"real data not found at {root}")
+    return root
+
+
+@pytest.fixture
+def epfl_root() -> Path:
+    """The high-resolution EPFL country pairs; skipped where absent."""
+    root = SHARED_DATA / "epfl_country_hr"
+    if not (root / "nir").is_dir():
+        pytest.skip(f"real data not found at {root}")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+
+from nirstream.core.metrics import (
+    PSNR_CAP_DB,
+    angular_error,
+    image_metrics,
+    ms_ssim,
+    psnr,
+    quantize,
+    ssim,
+)
+
+
+def _on_levels(batch: int = 2, size: int = 32, low: int = 20, high: int = 200) -> torch.Tensor:
+    """Random images whose values sit exactly on 8-bit levels."""
+    return torch.randint(low, high, (batch, 3, size, size)).float() / 255.0
+
+
+def _solid(rgb: tuple[float, float, float], size: int = 16) -> torch.Tensor:
+    return torch.tensor(rgb).view(1, 3, 1, 1).expand(1, 3, size, size).clone()
+
+
+def test_quantize_rounds_and_clamps_to_levels():
+    x = torch.tensor([-0.2, 0.0, 0.3 / 255, 0.6 / 255, 0.5, 1.0, 1.7])
+    assert quantize(x).tolist() == [0.0, 0.0, 0.0, 1.0, 128.0, 255.0, 255.0]
+    assert quantize(x).dtype == x.dtype
+
+
+def test_identical_images():
+    x = _on_levels()
+    m = image_metrics(x, x)
+    assert set(m) == {"psnr", "ssim", "ae"}
+    assert all(v.shape == (2,) for v in m.values())
+    assert torch.equal(m["psnr"], torch.full((2,), PSNR_CAP_DB, dtype=torch.float64))
+    torch.testing.assert_close(m["ssim"], torch.ones(2, dtype=torch.float64))
+    assert torch.equal(m["ae"], torch.zeros(2, dtype=torch.float64))
+
+
+def test_psnr_of_a_known_mse():
+    target = _on_levels()
+    pred = target + 10 / 255  # every value 10 levels off: MSE = 100
+    expected = 10 * math.log10(255**2 / 100)
+    torch.testing.assert_close(psnr(pred, target), torch.full((2,), expected, dtype=torch.float64))
+
+
+def test_psnr_is_per_image():
+    target = _on_levels()
+    pred = target.clone()
+    pred[1] += 5 / 255  # MSE 25 on the second image only
+    values = psnr(pred, target)
+    assert values[0] == PSNR_CAP_DB
+    assert values[1].item() == pytest.approx(10 * math.log10(255**2 / 25))
+
+
+def test_ssim_of_flat_images_is_the_luminance_term():
+    # Flat images have no structure: SSIM reduces to (2ab + C1) / (a² + b² + C1), C1 = (0.01·255)².
+    a, b = 100.0, 110.0
+    c1 = (0.01 * 255) ** 2
+    expected = (2 * a * b + c1) / (a * a + b * b + c1)
+    value = ssim(_solid((a / 255,) * 3, size=24), _solid((b / 255,) * 3, size=24))
+    assert value.item() == pytest.approx(expected, rel=1e-6)  # the library's window is float32
+
+
+def test_ssim_drops_for_noise():
+    target = _on_levels()
+    noisy = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    assert (ssim(noisy, target) < 0.9).all()
+
+
+def test_orthogonal_colours_are_90_degrees():
+    red, green = _solid((1.0, 0.0, 0.0)), _solid((0.0, 1.0, 0.0))
+    assert angular_error(red, green).item() == pytest.approx(90.0)
+    yellow = _solid((1.0, 1.0, 0.0))
+    assert angular_error(yellow, red).item() == pytest.approx(45.0)
+
+
+def test_angular_error_ignores_brightness_and_handles_black():
+    x = _solid((100 / 255, 50 / 255, 25 / 255))
+    assert angular_error(x, 2 * x).item() == pytest.approx(0.0, abs=1e-6)
+    black = torch.zeros(1, 3, 8, 8)
+    assert angular_error(black, black).item() == 0.0
+    assert torch.isfinite(angular_error(black, _solid((0.3, 0.6, 0.9), size=8))).all()
+
+
+def test_sub_level_differences_vanish_after_quantization():
+    target = _on_levels()
+    below = image_metrics(target + 0.4 / 255, target)
+    assert torch.equal(below["psnr"], torch.full((2,), PSNR_CAP_DB, dtype=torch.float64))
+    assert torch.equal(below["ae"], torch.zeros(2, dtype=torch.float64))
+    # 0.6 of a level rounds up to the next level: an MSE of exactly 1.
+    above = psnr(target + 0.6 / 255, target)
+    torch.testing.assert_close(above, torch.full((2,), 10 * math.log10(255**2), dtype=torch.float64))
+
+
+def test_ms_ssim_needs_more_than_160_px():
+    small = torch.rand(1, 3, 160, 200)
+    with pytest.raises(ValueError, match="160×200"):
+        ms_ssim(small, small)
+    x = _on_levels(batch=1, size=176)
+    torch.testing.assert_close(ms_ssim(x, x), torch.ones(1, dtype=torch.float64))
+    noisy = (x + 0.1 * torch.randn_like(x)).clamp(0, 1)
+    assert ms_ssim(noisy, x).item() < 0.99
+
+
+def test_mismatched_shapes_are_rejected():
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))

@@ -1,0 +1,119 @@
+"""The selective-scan backends agree with the sequential oracle, in values and gradients."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nirstream.core.errors import ConfigError
+from nirstream.core.ops import mamba_ssm_available, resolve_backend, scan_backend, selective_scan
+from nirstream.core.ops import scan_chunked as chunked_module
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest absolute difference relative to the largest magnitude of the oracle."""
+    return ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+
+
+def make_inputs(batch=2, dim=8, length=37, state=4, groups=2, device="cpu", grad=False):
+    g = torch.Generator().manual_seed(1234)
+
+    def rnd(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(device).requires_grad_(grad)
+
+    return dict(
+        u=rnd(batch, dim, length),
+        delta=rnd(batch, dim, length, scale=0.5),
+        A=(-torch.rand(dim, state, generator=g) * 4 - 0.5).to(device).requires_grad_(grad),
+        B=rnd(batch, groups, state, length),
+        C=rnd(batch, groups, state, length),
+        D=rnd(dim),
+        z=rnd(batch, dim, length),
+        delta_bias=rnd(dim, scale=0.5),
+    )
+
+
+@pytest.mark.parametrize("length", [1, 16, 37, 1100])  # 1100 crosses sub-chunk and block edges
+def test_chunked_matches_reference_outputs(length):
+    inputs = make_inputs(length=length)
+    ref = selective_scan(**inputs, delta_softplus=True, backend="reference")
+    out = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    assert out.shape == ref.shape == (2, 8, length)
+    assert rel_err(out, ref) <= 1e-4
+
+
+def test_ungrouped_b_and_c_and_plain_call():
+    inputs = make_inputs(groups=1)
+    inputs["B"], inputs["C"] = inputs["B"][:, 0], inputs["C"][:, 0]  # (b, n, l)
+    for name in ("D", "z", "delta_bias"):
+        inputs.pop(name)
+    ref = selective_scan(**inputs, backend="reference")
+    assert rel_err(selective_scan(**inputs, backend="chunked"), ref) <= 1e-4
+
+
+def test_chunked_matches_reference_gradients():
+    names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
+    grads = {}
+    for backend in ("reference", "chunked"):
+        inputs = make_inputs(length=45, grad=True)
+        out = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+        (out * weights).sum().backward()
+        grads[backend] = {n: inputs[n].grad.clone() for n in names}
+    for name in names:
+        assert rel_err(grads["chunked"][name], grads["reference"][name]) <= 1e-4, name
+
+
+def test_strong_decay_stays_finite_and_exact():
+    inputs = make_inputs(length=80)
+    inputs["delta"] = inputs["delta"].abs() * 40 + 5  # delta*A down to about -900 per step
+    ref = selective_scan(**inputs, backend="reference")
+    out = selective_scan(**inputs, backend="chunked")
+    assert torch.isfinite(out).all()
+    assert rel_err(out, ref) <= 1e-4
+
+
+def test_scan_runs_in_fp32_under_autocast():
+    inputs = make_inputs(length=40)
+    plain = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        # Half-precision inputs, as a preceding autocast linear layer would produce them.
+        half = {k: v.to(torch.bfloat16) if k in ("u", "delta", "z") else v for k, v in inputs.items()}
+        out = selective_scan(**half, delta_softplus=True, backend="chunked")
+    assert out.dtype == torch.float32
+    rounded = {k: v.to(torch.bfloat16).float() if k in ("u", "delta", "z") else v for k, v in inputs.items()}
+    expected = selective_scan(**rounded, delta_softplus=True, backend="chunked")
+    assert torch.allclose(out, expected, atol=1e-5, rtol=1e-5)
+    assert rel_err(out, plain) < 0.05  # only the bf16 rounding of the inputs differs
+
+
+def test_default_backend_and_errors():
+    assert resolve_backend("auto", torch.device("cpu")) == "chunked"
+    with pytest.raises(ConfigError, match="unknown scan backend 'fast'"):
+        resolve_backend("fast", torch.device("cpu"))
+    if not mamba_ssm_available():
+        with pytest.raises(ConfigError, match="mamba-ssm"):
+            resolve_backend("mamba_ssm", torch.device("cpu"))
+    inputs = make_inputs(length=20)
+    with scan_backend("reference"):
+        ref = selective_scan(**inputs)
+    assert rel_err(selective_scan(**inputs), ref) <= 1e-4  # back to auto -> chunked
+
+
+def test_chunk_and_block_sizes_do_not_change_results(monkeypatch):
+    inputs = make_inputs(length=300)
+    baseline = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    monkeypatch.setattr(chunked_module, "CHUNK", 8)
+    monkeypatch.setattr(chunked_module, "BLOCK", 64)
+    assert rel_err(selective_scan(**inputs, delta_softplus=True, backend="chunked"), baseline) <= 1e-5
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and mamba_ssm_available()), reason="needs CUDA and mamba-ssm")
+def test_mamba_ssm_kernel_matches_chunked_on_cuda():
+    results = {}
+    for backend in ("chunked", "mamba_ssm"):
+        inputs = make_inputs(length=500, dim=64, state=16, groups=4, device="cuda", grad=True)
+        out = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        out.square().sum().backward()
+        results[backend] = [out.detach()] + [inputs[n].grad for n in ("u", "delta", "A", "B", "C")]
+    for got, want in zip(results["mamba_ssm"], results["chunked"]):
+        assert rel_err(got, want) <= 1e-3

@@ -1,0 +1,340 @@
+"""The trainer: it learns, resumes bit for bit, writes its run folder, rejects bad input, runs under DDP."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from nirstream.core.config import apply_overrides, bind, to_dict
+from nirstream.core.data import Augment, PairedFolderDataset
+from nirstream.core.errors import ConfigError, DataError, WeightsError
+from nirstream.core.metrics import image_metrics, psnr
+from nirstream.core.train import TrainConfig, Trainer, load_train_config, lr_schedule, train
+from nirstream.core.train.checkpoint import load_checkpoint, save_checkpoint
+from nirstream.core.train.config import OptimConfig
+from nirstream.core.train.distributed import DistContext, SeededAugmentation, SeededShardSampler
+from nirstream.core.weights import load_model, read_metadata
+
+from conftest import TINY_COLORMAMBA
+
+
+SIZE = 48
+
+
+def scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A NIR image (tilted gradient, sine texture, blurred grain) and its RGB, uint8.
+
+    The RGB is a fixed nonlinear colour map of the NIR (red rises as NIR^1.5, green rises,
+    blue falls), so it is learnable from the NIR alone but far from both a constant colour
+    and the gray NIR.
+    """
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = 0.5 + 0.6 * (np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5))
+    fx, fy, phase = rng.uniform(2.5, 5.0), rng.uniform(2.5, 5.0), rng.uniform(0, 2 * np.pi)
+    texture = 0.1 * np.sin(2 * np.pi * fx * x + phase) * np.sin(2 * np.pi * fy * y)
+    grain = 0.08 * cv2.GaussianBlur(rng.standard_normal((SIZE, SIZE)), (0, 0), 1.5)
+    nir = np.clip(gradient + texture + grain, 0.02, 0.98)
+    rgb = np.stack([0.05 + 0.9 * nir**1.5, 0.2 + 0.6 * nir, 0.85 - 0.6 * nir], axis=-1)
+    return np.round(nir * 255).astype(np.uint8), np.round(rgb * 255).astype(np.uint8)
+
+
+def write_pairs(root: Path, split: str, named_seeds: list[tuple[str, int]]) -> None:
+    for folder in ("nir", "rgb"):
+        (root / split / folder).mkdir(parents=True, exist_ok=True)
+    for name, seed in named_seeds:
+        nir, rgb = scene(seed)
+        cv2.imwrite(str(root / split / "nir" / f"{name}.png"), nir)
+        cv2.imwrite(str(root / split / "rgb" / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def make_config(root: Path, out_dir: Path, name: str, *overrides: str) -> TrainConfig:
+    """A quick CPU run on the tiny ColorMamba; ``overrides`` are ``--set`` style strings."""
+    data = {
+        "model": TINY_COLORMAMBA,
+        "data": {"root": str(root), "batch_size": 2, "workers": 0, "augment": {"crop": 32, "hflip": True}},
+        "loss": {"l1": 1.0},
+        "optim": {"lr": 5e-3, "epochs": 2, "schedule": "cosine", "warmup_epochs": 1},
+        "run": {"out_dir": str(out_dir), "name": name, "device": "cpu", "log_every": 1},
+    }
+    return bind(TrainConfig, apply_overrides(data, list(overrides)))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread, and do not fight other processes for the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory) -> tuple[Path, Path]:
+    """Two scenes, trained on 32 px crops for 48 steps and validated on the whole 48 px images."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("overfit")
+    write_pairs(root / "data", "train", [(f"scene{s}_copy{c}", s) for s in range(2) for c in range(8)])
+    write_pairs(root / "data", "val", [(f"scene{s}", s) for s in range(2)])
+    config = make_config(root / "data", root / "runs", "overfit", "optim.epochs=6", "loss.hsv=0.2")
+    run_dir = train(config)
+    torch.set_num_threads(threads)
+    return root / "data", run_dir
+
+
+def history(run_dir: Path) -> list[dict]:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_overfits_two_images_far_beyond_constant_and_gray_predictions(overfit_run):
+    data_root, run_dir = overfit_run
+    rows = history(run_dir)
+    best = max(row["val_psnr"] for row in rows[1:])
+    val = PairedFolderDataset(data_root, "val")
+    rgb = torch.stack([val[i]["rgb"] for i in range(len(val))])
+    nir = torch.stack([val[i]["nir"] for i in range(len(val))])
+    mean_colour = psnr(rgb.mean(dim=(0, 2, 3), keepdim=True).expand_as(rgb), rgb).mean().item()
+    gray = psnr(nir.expand_as(rgb), rgb).mean().item()
+    assert mean_colour < 18.0 and gray < 18.0  # the task is not trivial
+    assert best > 25.0
+    assert best > max(mean_colour, gray) + 8.0
+    assert best > rows[0]["val_psnr"] + 8.0  # improvement over the untrained model (epoch 0)
+
+
+def test_run_folder_has_metrics_plot_weights_and_checkpoint(overfit_run):
+    data_root, run_dir = overfit_run
+    for name in ("metrics.csv", "metrics.json", "curves.png", "best.safetensors", "last.safetensors", "checkpoint.pt", "train.log"):
+        assert (run_dir / name).is_file(), name
+    rows = history(run_dir)
+    assert [row["epoch"] for row in rows] == list(range(7))
+    assert {"train_l1", "train_hsv", "train_total", "val_psnr", "val_ssim", "val_ae", "lr"} <= set(rows[-1])
+    csv_lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,lr,train_hsv,train_l1,train_total,val_psnr,val_ssim,val_ae")
+    assert len(csv_lines) == 1 + len(rows)
+    assert cv2.imread(str(run_dir / "curves.png")) is not None
+    assert "epoch 6/6" in (run_dir / "train.log").read_text()
+
+
+def test_best_weights_reproduce_the_recorded_validation_metrics(overfit_run):
+    data_root, run_dir = overfit_run
+    rows = history(run_dir)
+    best_row = max(rows[1:], key=lambda row: row["val_psnr"])
+    info = read_metadata(run_dir / "best.safetensors")["info"]
+    assert info["epoch"] == best_row["epoch"]
+    assert info["config"]["model"] == TINY_COLORMAMBA
+    model = load_model(run_dir / "best.safetensors")
+    val = PairedFolderDataset(data_root, "val")
+    with torch.no_grad():
+        scores = [image_metrics(model(item["nir"][None]), item["rgb"][None]) for item in val]
+    for metric in ("psnr", "ssim", "ae"):
+        recomputed = float(np.mean([s[metric].item() for s in scores]))
+        assert recomputed == pytest.approx(best_row[f"val_{metric}"], abs=1e-9)
+        assert info["metrics"][f"val_{metric}"] == best_row[f"val_{metric}"]
+
+
+def test_last_weights_equal_the_checkpointed_model(overfit_run):
+    _, run_dir = overfit_run
+    model = load_model(run_dir / "last.safetensors")
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    assert checkpoint["epoch"] == 6
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, checkpoint["model"][name]), name
+
+
+def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch):
+    write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(4)])
+    write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(2)])
+    settings = (
+        "optim.epochs=2",
+        "data.workers=2",  # augmentation must not depend on which worker loads an item
+        "data.augment.vflip=true",
+        "data.augment.contrast=0.3",
+        "data.augment.scale=[0.8, 1.2]",
+        "optim.warmup_epochs=0.5",
+        "gan.enabled=true",
+        "gan.discriminator={base_channels: 8, num_layers: 2}",
+        "loss.hsv=0.2",
+    )
+    straight = train(make_config(tmp_path / "data", tmp_path / "runs", "straight", *settings))
+
+    interrupted = make_config(tmp_path / "data", tmp_path / "runs", "interrupted", *settings)
+    train_epoch = Trainer._train_epoch
+
+    def stop_in_epoch_2(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return train_epoch(self, epoch)
+
+    monkeypatch.setattr(Trainer, "_train_epoch", stop_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train(interrupted)
+    monkeypatch.undo()
+    run_dir = tmp_path / "runs" / "interrupted"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["epoch"] == 1
+    assert train(interrupted, resume=run_dir / "checkpoint.pt") == run_dir
+
+    a, b = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(run_dir / "checkpoint.pt")
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["model"].keys() == b["model"].keys()
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    discriminator_a, discriminator_b = a["adversary"]["discriminator"], b["adversary"]["discriminator"]
+    assert all(torch.equal(discriminator_a[k], discriminator_b[k]) for k in discriminator_a)
+    for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] > 0
+
+    def without_timing(rows):
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+    assert without_timing(history(straight)) == without_timing(history(run_dir))
+    assert len(history(run_dir)) == 3 and "train_gan_d" in history(run_dir)[2]
+    assert history(run_dir)[2]["train_total"] != history(run_dir)[1]["train_total"]
+
+
+def test_augmentation_depends_on_seed_and_epoch_only_not_on_workers(tmp_path):
+    write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(5)])
+    dataset = SeededAugmentation(PairedFolderDataset(tmp_path / "data", "train"), Augment(crop=24, vflip=True, contrast=0.3))
+    context = DistContext(rank=0, world_size=1, device=torch.device("cpu"))
+
+    def epoch_batches(epoch: int, workers: int) -> list[torch.Tensor]:
+        sampler = SeededShardSampler(dataset, context, seed=7)
+        sampler.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=2, sampler=sampler, num_workers=workers)
+        return [batch["nir"] for batch in loader]
+
+    in_process, with_workers = epoch_batches(3, workers=0), epoch_batches(3, workers=2)
+    assert all(torch.equal(a, b) for a, b in zip(in_process, with_workers, strict=True))
+    other_epoch = epoch_batches(4, workers=0)
+    assert not all(torch.equal(a, b) for a, b in zip(in_process, other_epoch, strict=True))
+
+
+def test_lr_schedule_warms_up_then_decays():
+    cosine = lr_schedule(OptimConfig(epochs=10, warmup_epochs=1, min_lr_ratio=0.01), steps_per_epoch=4)
+    assert cosine(0) == pytest.approx(0.25) and cosine(3) == pytest.approx(1.0)
+    assert cosine(4) == pytest.approx(1.0)
+    assert cosine(20) == pytest.approx(0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * 16 / 36)))
+    assert cosine(39) < 0.02
+    step = lr_schedule(OptimConfig(epochs=10, schedule="step", step_epochs=3, gamma=0.5), steps_per_epoch=4)
+    assert [step(s) for s in (0, 11, 12, 24)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_unknown_config_key_is_a_config_error_naming_it(tmp_path):
+    path = tmp_path / "train.yaml"
+    path.write_text("model: colormamba-lite\noptim:\n  lr: 1.0e-3\n  epohcs: 3\n")
+    with pytest.raises(ConfigError, match=r"'optim\.epohcs'.*epochs"):
+        load_train_config(path)
+    path.write_text("optim: {lr: 1.0e-3}\n")
+    with pytest.raises(ConfigError, match=r"'data\.augment\.crp'.*crop"):
+        load_train_config(path, ["data.augment.crp=64"])
+    with pytest.raises(ConfigError, match="schedule"):
+        load_train_config(path, ["optim.schedule=linear"])
+    assert load_train_config(path, ["optim.epochs=3"]).optim.epochs == 3
+
+
+def test_bundled_train_configs_load_with_overrides():
+    lite = load_train_config("colormamba-lite", ["data.root=/elsewhere"])
+    assert lite.data.root == "/elsewhere" and lite.model == "colormamba-lite"
+    assert load_train_config("colormamba-base").gan.enabled
+
+
+def test_truncated_or_foreign_checkpoint_is_a_weights_error(overfit_run, tmp_path):
+    data_root, run_dir = overfit_run
+    good = (run_dir / "checkpoint.pt").read_bytes()
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good[: len(good) // 2])
+    config = make_config(data_root, tmp_path / "runs", "resumed")
+    with pytest.raises(WeightsError, match="truncated"):
+        train(config, resume=truncated)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(WeightsError, match="not a nirstream training checkpoint"):
+        load_checkpoint(foreign)
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    with pytest.raises(WeightsError):
+        load_checkpoint(tmp_path / "text.pt")
+
+
+def test_checkpoint_is_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"epoch": 1}, path)
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(OSError):
+        save_checkpoint({"epoch": 2}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_missing_data_root_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="data.root"):
+        train(make_config(tmp_path / "absent", tmp_path / "runs", "x"))
+
+
+DDP_SCRIPT = """
+import json, sys
+import torch
+from nirstream.core.config import bind
+from nirstream.core.train import TrainConfig, Trainer, distributed
+
+torch.set_num_threads(1)
+config = bind(TrainConfig, json.loads(sys.argv[1]))
+context = distributed.setup(config.run.device)
+trainer = Trainer(config, context)
+initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+trainer.fit()
+torch.save({"initial": initial, "trained": trainer.model.state_dict(), "run_dir": str(trainer.run_dir)},
+           f"{sys.argv[2]}/rank{context.rank}.pt")
+distributed.teardown(context)
+"""
+
+
+def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path):
+    write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(6)])
+    write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(3)])
+    config = make_config(
+        tmp_path / "data", tmp_path / "runs", "ddp", "optim.epochs=1", "loss.hsv=0.2",
+        "gan.enabled=true", "gan.discriminator={base_channels: 8, num_layers: 2}",
+    )
+    script = tmp_path / "ddp_worker.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(script), json.dumps(to_dict(config)), str(tmp_path),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert rank0["run_dir"] == rank1["run_dir"]
+    assert all(torch.equal(rank0["trained"][k], rank1["trained"][k]) for k in rank0["trained"])
+    assert not all(torch.equal(rank0["trained"][k], rank0["initial"][k]) for k in rank0["initial"])
+    rows = history(Path(rank0["run_dir"]))
+    assert [row["epoch"] for row in rows] == [0, 1] and "train_gan_d" in rows[1]
+    assert not (tmp_path / "runs" / "ddp-2").exists()  # only rank 0 made a run folder
+
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path):
+    model = json.dumps(TINY_COLORMAMBA)  # the bundled recipe and data, a model small enough for a test
+    config = load_train_config(
+        "colormamba-lite",
+        [f"data.root={vcip_root}", f"model={model}", "optim.epochs=1", "run.max_steps_per_epoch=2",
+         "data.batch_size=2", "data.workers=2", "run.device=cpu", f"run.out_dir={tmp_path}"],
+    )
+    rows = history(train(config))
+    assert [row["epoch"] for row in rows] == [0, 1]
+    assert all(0 < row["val_psnr"] < 40 for row in rows)

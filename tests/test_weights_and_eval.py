@@ -1,0 +1,106 @@
+"""Released weights round-trip from the file alone; eval and the CLI report and fail cleanly."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from nirstream.core.errors import WeightsError
+from nirstream.core.models import build_model
+from nirstream.core.weights import load_model, read_metadata, save_weights
+from nirstream.stream.cli import main
+
+from conftest import TINY_COLORMAMBA
+
+
+@pytest.fixture
+def weights(tmp_path):
+    model = build_model(dict(TINY_COLORMAMBA)).eval()
+    path = save_weights(model, tmp_path / "tiny.safetensors", info={"epoch": 3})
+    return model, path
+
+
+def test_weights_rebuild_the_model_from_the_file_alone(weights):
+    model, path = weights
+    meta = read_metadata(path)
+    assert meta["model"] == model.config and meta["info"] == {"epoch": 3}
+    loaded = load_model(path)
+    nir = torch.rand(1, 1, 40, 56)
+    with torch.no_grad():
+        assert torch.equal(loaded(nir), model(nir))
+    assert not loaded.training
+
+
+def test_fp16_storage_halves_the_file_and_loads_as_fp32(weights, tmp_path):
+    model, path = weights
+    half = save_weights(model, tmp_path / "half.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    nir = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert (loaded(nir) - model(nir)).abs().max() < 1e-2
+
+
+def test_truncated_missing_and_foreign_files_are_clear_errors(weights, tmp_path):
+    _, path = weights
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(WeightsError, match="truncated|not a readable"):
+        load_model(truncated)
+    with pytest.raises(WeightsError, match="not found"):
+        load_model(tmp_path / "missing.safetensors")
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(WeightsError, match="not nirstream weights"):
+        load_model(foreign)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError):
+        load_model(garbage)
+
+
+def make_pairs(root, split="val", count=3, size=64):
+    rng = np.random.default_rng(0)
+    for folder in ("nir", "rgb"):
+        (root / split / folder).mkdir(parents=True)
+    for i in range(count):
+        nir = (rng.random((size, size)) * 255).astype(np.uint8)
+        rgb = np.stack([nir, 255 - nir, nir // 2], axis=-1)
+        cv2.imwrite(str(root / split / "nir" / f"img{i}.png"), nir)
+        cv2.imwrite(str(root / split / "rgb" / f"img{i}.png"), rgb[..., ::-1])
+
+
+def test_eval_cli_prints_table_and_writes_json_and_sheet(weights, tmp_path, capsys):
+    _, path = weights
+    make_pairs(tmp_path / "data")
+    out = tmp_path / "out"
+    code = main(["eval", "--weights", str(path), "--data", str(tmp_path / "data"), "--out", str(out), "--sheet-rows", "2"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "img0" in printed and "mean" in printed
+    report = json.loads((out / "metrics.json").read_text())
+    assert [r["name"] for r in report["images"]] == ["img0", "img1", "img2"]
+    assert report["mean"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in report["images"]]))
+    sheet = cv2.imread(str(out / "contact_sheet.png"))
+    assert sheet.shape == (2 * 64, 3 * 64, 3)  # two rows of NIR | prediction | truth
+
+
+def test_cli_errors_are_one_line_and_non_zero(weights, tmp_path, capsys):
+    _, path = weights
+    cases = [
+        ["eval", "--weights", str(tmp_path / "none.safetensors"), "--data", str(tmp_path)],
+        ["eval", "--weights", str(path), "--data", str(tmp_path / "no-such-data")],
+        ["train", "--config", "colormamba-lite", "--set", "optim.lrr=1"],
+        ["train", "--config", str(tmp_path / "missing.yaml")],
+    ]
+    for argv in cases:
+        assert main(argv) != 0
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("nirstream: error:") and "\n" not in err, err
+        assert "Traceback" not in err
+    main(["train", "--config", "colormamba-lite", "--set", "optim.lrr=1"])
+    assert "optim.lrr" in capsys.readouterr().err
