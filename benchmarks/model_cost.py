@@ -1,12 +1,14 @@
 """Parameters, FLOPs and CPU latency of every bundled model config.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one forward. That
-counter sees convolutions and matrix products only: the selective scan's elementwise recurrence, norms and activations are
-not in it, so the scan's work is estimated separately from the shapes each SS2D layer scans.
+counter sees convolutions and matrix products only: the selective scan's elementwise
+recurrence, norms and activations are not in it, so the scan's work is estimated separately
+from the shapes each SS2D layer scans.
 Latency is the median wall time of batch-1 fp32 forwards under ``torch.inference_mode`` after
-a warm-up, on the default (chunked) scan; the paper config is timed once, on a tile only.
+a warm-up, on the default (chunked) scan, with each thread count asked for; GPU-sized configs
+(the base and paper ones take seconds per tile here) are timed once, on a tile only.
 
-    python benchmarks/model_cost.py [--runs 5] [--threads N] [--configs colormamba-lite ...]
+    python benchmarks/model_cost.py [--runs 5] [--threads 1 2] [--configs colormamba-lite ...]
 """
 
 import argparse
@@ -27,6 +29,7 @@ from results import update_section
 TILE = (256, 256)
 FRAME = (512, 640)  # height, width of a 640x512 frame
 SCAN_FLOPS_PER_UPDATE = 7  # exp(dt*A), dt*u*B, h = a*h + b, y += C*h: about 7 per (channel, token, state)
+SLOW_S = 3.0  # a first tile slower than this marks a GPU-sized config: time it once
 
 
 def flops(model: nn.Module, size: tuple[int, int]) -> tuple[float, float]:
@@ -45,26 +48,37 @@ def flops(model: nn.Module, size: tuple[int, int]) -> tuple[float, float]:
     return counter.get_total_flops() / 1e9, sum(updates) * SCAN_FLOPS_PER_UPDATE / 1e9
 
 
-def latency_ms(model: nn.Module, size: tuple[int, int], runs: int, warmup: int) -> float:
-    """Median wall time of a batch-1 forward at ``size``, in milliseconds."""
+def latency_ms(model: nn.Module, size: tuple[int, int], runs: int) -> tuple[float, int]:
+    """(median wall ms, runs timed) of batch-1 forwards at ``size``.
+
+    The first run doubles as warm-up; a model whose first run takes longer than ``SLOW_S``
+    (a GPU-sized config on the CPU) is reported from that single run instead.
+    """
     nir = torch.rand(1, 1, *size)
-    times = []
     with torch.inference_mode():
-        for i in range(warmup + runs):
+        start = time.perf_counter()
+        model(nir)
+        first = time.perf_counter() - start
+        if first > SLOW_S:
+            return first * 1e3, 1
+        model(nir)
+        times = []
+        for _ in range(runs):
             start = time.perf_counter()
             model(nir)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times), runs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", nargs="+", default=bundled_names("models"))
     parser.add_argument("--runs", type=int, default=5, help="timed runs per size (median reported)")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads", type=int, nargs="+", default=sorted({1, torch.get_num_threads()}),
+        help="intra-op thread counts to time with (default: 1 and torch's default)",
+    )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     rows = []
@@ -73,29 +87,43 @@ def main() -> None:
         model = build_model(config).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counted, scan = flops(model, TILE)
-        slow = name.endswith("paper")
-        tile = latency_ms(model, TILE, runs=1 if slow else args.runs, warmup=0 if slow else 2)
-        frame = None if slow else latency_ms(model, FRAME, runs=args.runs, warmup=2)
-        rows.append((name, params, counted, scan, tile, frame))
-        frame_text = "skipped" if frame is None else f"{frame:.0f}"
-        print(f"{name:18s} {params:7.2f}M params  {counted:7.2f} GFLOPs/tile (+{scan:.2f} scan est.)  "
-              f"{tile:8.0f} ms/tile  {frame_text:>7s} ms/frame", flush=True)
+        times: dict[int, tuple[str, str]] = {}
+        for threads in sorted(args.threads, reverse=True):
+            torch.set_num_threads(threads)
+            tile, tile_runs = latency_ms(model, TILE, args.runs)
+            if tile_runs == 1:  # a GPU-sized config: one tile with the most threads says enough
+                times[threads] = (f"{tile:.0f} (1 run)", "not timed")
+                break
+            frame, frame_runs = latency_ms(model, FRAME, args.runs)
+            times[threads] = (f"{tile:.0f}", f"{frame:.0f}" + (" (1 run)" if frame_runs == 1 else ""))
+        rows.append((name, params, counted, scan, times))
+        timing = "  ".join(f"{t} thr: {tile} ms/tile, {frame} ms/frame" for t, (tile, frame) in times.items())
+        print(
+            f"{name:18s} {params:6.2f}M params  {counted:7.2f} GFLOPs/tile (+{scan:.3f} scan est.)  {timing}",
+            flush=True,
+        )
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines = [
-        "| config | params | GFLOPs / 256² tile (conv + matmul) | scan GFLOPs / tile (est.) "
-        "| CPU ms / 256² tile | CPU ms / 640×512 frame |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, params, counted, scan, tile, frame in rows:
-        frame_text = "not timed" if frame is None else f"{frame:.0f}"
-        tile_text = f"{tile:.0f}" + (" (1 run)" if frame is None else "")
-        lines.append(f"| {name} | {params:.2f}M | {counted:.2f} | {scan:.2f} | {tile_text} | {frame_text} |")
+    header = "| config | params | GFLOPs / 256² tile (conv + matmul) | scan GFLOPs / tile (est.) |"
+    rule = "| --- | ---: | ---: | ---: |"
+    for threads in args.threads:
+        header += f" ms / 256² tile, {threads} thr | ms / 640×512 frame, {threads} thr |"
+        rule += " ---: | ---: |"
+    lines = [header, rule]
+    for name, params, counted, scan, times in rows:
+        line = f"| {name} | {params:.2f}M | {counted:.2f} | {scan:.3f} |"
+        for threads in args.threads:
+            tile, frame = times.get(threads, ("–", "–"))
+            line += f" {tile} | {frame} |"
+        lines.append(line)
     body = "\n".join(lines) + (
-        f"\n\nBatch 1, fp32, `torch.inference_mode`, chunked scan, {args.threads} thread(s), median of "
-        f"{args.runs} runs after 2 warm-ups (the paper config: one tile run). Load average at the end: "
-        f"{load}. FLOPs from `FlopCounterMode`, which counts convolutions and matrix products only; "
-        f"the selective scan's elementwise recurrence is not in it and is estimated beside it at "
+        f"\n\nCPU wall time, batch 1, fp32, `torch.inference_mode`, chunked scan; median of {args.runs} "
+        f"runs after a warm-up. A config whose first tile takes over {SLOW_S:.0f} s (a GPU config) is "
+        f"timed once, on a tile, with the most threads. Load average at the end of the run: {load} "
+        f"(the machine is shared: with other processes busy, multi-threaded runs of many small ops "
+        f"stall at every thread barrier and can be far slower than one thread). FLOPs from "
+        f"`FlopCounterMode`, which counts convolutions and matrix products only; the selective "
+        f"scan's elementwise recurrence is not in it and is estimated beside it at "
         f"{SCAN_FLOPS_PER_UPDATE} FLOPs per (channel, token, state) update.\n"
     )
     update_section("model_cost", "Model cost (benchmarks/model_cost.py)", body)

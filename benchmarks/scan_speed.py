@@ -63,7 +63,7 @@ def main() -> None:
     rows = []
     for label, length, backward in (
         ("forward", args.length, False),
-        ("forward + backward", args.length // 4, True),
+        ("forward + backward", args.length // 8, True),
     ):
         med = measure(length, args.dim, args.state, args.repeats, backward)
         ratio = med["reference"] / med["chunked"]

@@ -106,10 +106,14 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         if value is None:
             return None
         return _convert(options[0], value, where) if len(options) == 1 else value
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    if hint in (int, float) and isinstance(value, bool):
+        raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
+    if hint is float and isinstance(value, int):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
-    if origin in (list, tuple) and isinstance(value, (list, tuple)):
-        return type(value)(value) if origin is list else tuple(value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{where}' must be a list, e.g. [a, b], got {value!r}")
+        return list(value) if origin is list else tuple(value)
     return value

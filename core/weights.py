@@ -16,6 +16,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from nirstream.core.errors import WeightsError
+from nirstream.core.files import atomic_path
 from nirstream.core.models import build_model
 
 FORMAT = "nirstream-weights/1"
@@ -43,12 +44,9 @@ def save_weights(
             tensor = tensor.to(dtype)
         tensors[name] = tensor.contiguous()
     metadata = {"format": FORMAT, "model": json.dumps(config), "info": json.dumps(info or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(path)  # never leave a half-written file under the real name
-    return path
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -61,7 +59,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"{path} is not a readable safetensors file ({_short(exc)})") from exc
     if raw.get("format") != FORMAT or "model" not in raw:
         raise WeightsError(f"{path} is a safetensors file but not nirstream weights (no model config)")
-    return {"model": json.loads(raw["model"]), "info": json.loads(raw.get("info", "{}"))}
+    try:
+        return {"model": json.loads(raw["model"]), "info": json.loads(raw.get("info", "{}"))}
+    except json.JSONDecodeError as exc:
+        raise WeightsError(f"{path} has a corrupt model config in its metadata ({exc.msg})") from exc
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

@@ -18,7 +18,7 @@ EXAMPLES = {
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
   nirstream train --config colormamba-lite --resume runs/colormamba-lite/checkpoint.pt
-  torchrun --nproc-per-node 2 -m nirstream.stream.cli train --config colormamba-base""",
+  torchrun --nproc-per-node 2 --no-python nirstream train --config colormamba-base""",
     "eval": """examples:
   nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6""",
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="val", help="split folder or CSV split value (default: val)")
     evaluate.add_argument("--out", type=Path, help="folder for metrics.json and contact_sheet.png "
                           "(default: runs/eval/<weights>-<split>)")
-    evaluate.add_argument("--sheet-rows", type=int, default=8, help="images on the contact sheet (default: 8)")
+    evaluate.add_argument("--sheet-rows", type=_non_negative, default=8,
+                          help="images on the contact sheet, 0 for none (default: 8)")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     evaluate.set_defaults(handler=run_eval)
     return parser
@@ -77,7 +78,7 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
     from nirstream.core.evaluate import contact_sheet, evaluate, write_report
-    from nirstream.core.train.distributed import resolve_device
+    from nirstream.core.device import resolve_device
     from nirstream.core.weights import load_model
 
     device = resolve_device(args.device)
@@ -123,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return 0
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _one_line(exc: BaseException) -> str:

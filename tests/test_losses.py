@@ -11,7 +11,7 @@ from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import LOSS_TERMS, build_loss, lsgan_d_loss, lsgan_g_loss
 from nirstream.core.losses.histogram import soft_histogram
 from nirstream.core.losses.perceptual import VGGPerceptualLoss, vgg19_features
-from nirstream.core.losses.structural import MSSSIMLoss, usable_scales
+from nirstream.core.losses.structural import MSSSIMLoss, fitting_window
 from nirstream.core.models.patchgan import PatchGANDiscriminator
 
 
@@ -77,9 +77,9 @@ def test_term_gradients_flow_and_are_finite(case):
 
 def test_gradients_finite_on_flat_and_black_images():
     loss = build_loss({name: 1.0 for name in ("mse", "l1", "cosine", "ms_ssim", "hsv", "histogram")})
-    target = torch.zeros(1, 3, 32, 32)
-    target[..., 16:] = 0.5  # black and gray halves: no hue, no structure
-    pred = _outputs(torch.zeros(1, 3, 32, 32), requires_grad=True)
+    target = torch.zeros(1, 3, 48, 48)
+    target[..., 24:] = 0.5  # black and gray halves: no hue, no structure
+    pred = _outputs(torch.zeros(1, 3, 48, 48), requires_grad=True)
     total, _ = loss(pred, target)
     total.backward()
     assert torch.isfinite(pred["rgb"].grad).all() and torch.isfinite(pred["hsv"].grad).all()
@@ -141,13 +141,11 @@ def test_mismatched_output_shape_is_rejected():
 # --- MS-SSIM ---------------------------------------------------------------------------
 
 
-def test_usable_scales_follow_the_window():
-    assert usable_scales(200, 11, 5) == 5
-    assert usable_scales(161, 11, 5) == 5  # pytorch_msssim's own lower limit
-    assert usable_scales(160, 11, 5) == 4
-    assert usable_scales(64, 11, 5) == 3
-    assert usable_scales(64, 11, 2) == 2
-    assert usable_scales(10, 11, 5) == 0
+def test_fitting_window_shrinks_only_when_the_crop_is_small():
+    assert fitting_window(200, 11) == 11
+    assert fitting_window(128, 11) == 7
+    assert fitting_window(40, 11) == 3
+    assert fitting_window(32, 11) == 0
 
 
 def test_ms_ssim_equals_pytorch_msssim_on_a_200px_crop():
@@ -169,7 +167,7 @@ def test_ms_ssim_works_below_pytorch_msssims_limit(size):
 
 def test_ms_ssim_too_small_crop_is_explained():
     tiny = torch.rand(1, 3, 8, 8)
-    with pytest.raises(ConfigError, match="at least 11 px, got 8×8"):
+    with pytest.raises(ConfigError, match="larger than 32 px, got 8×8"):
         MSSSIMLoss()({"rgb": tiny}, tiny)
 
 

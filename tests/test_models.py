@@ -7,7 +7,7 @@ import torch
 
 from nirstream.core.config import bundled_names
 from nirstream.core.errors import ConfigError
-from nirstream.core.models import build_model, list_models, load_model_config
+from nirstream.core.models import build_model, list_models, load_model_config, register_model
 from nirstream.core.models.colormamba import ColorMamba
 from nirstream.core.models.ss2d import SS2D
 from nirstream.core.ops import scan_backend, selective_scan
@@ -107,19 +107,23 @@ def test_ss2d_is_transpose_equivariant_once_row_and_column_roles_swap():
     d = module.d_inner
     with torch.no_grad():
         module.pad_tokens.normal_()  # large enough that a misplaced border would show
+        module.A_log.add_(torch.rand_like(module.A_log))  # make the directions differ
+        module.D.normal_()
         swapped.load_state_dict(module.state_dict())
         for name in ("x_proj_weight", "dt_proj_weight", "dt_proj_bias"):
             getattr(swapped, name).copy_(getattr(module, name)[[1, 0, 3, 2]])
         for name in ("A_log", "D"):
-            getattr(swapped, name).copy_(getattr(module, name).view(4, d, -1)[[1, 0, 3, 2]].reshape_as(getattr(module, name)))
+            per_direction = getattr(module, name).view(4, d, -1)
+            getattr(swapped, name).copy_(per_direction[[1, 0, 3, 2]].reshape_as(getattr(module, name)))
         swapped.pad_tokens.copy_(module.pad_tokens[[2, 3, 0, 1]])  # top/bottom <-> left/right
         swapped.conv.weight.copy_(module.conv.weight.transpose(2, 3))
         x = torch.randn(1, 4, 6, 9)
-        torch.testing.assert_close(swapped(x.transpose(2, 3)), module(x).transpose(2, 3), atol=1e-5, rtol=1e-4)
-        assert not torch.allclose(module(x.transpose(2, 3)), module(x).transpose(2, 3), atol=1e-3)
+        expected = module(x).transpose(2, 3)
+        torch.testing.assert_close(swapped(x.transpose(2, 3)), expected, atol=1e-5, rtol=1e-4)
+        assert not torch.allclose(module(x.transpose(2, 3)), expected, atol=1e-3)
 
 
-def test_padding_tokens_change_the_output_at_the_edges():
+def test_padding_tokens_reach_the_output():
     module = SS2D(dim=4, d_state=3)
     x = torch.randn(1, 4, 6, 6)
     with torch.no_grad():
@@ -194,3 +198,9 @@ def test_model_config_loads_from_a_yaml_path(tmp_path):
     assert load_model_config(path) == {"arch": "colormamba", "ngf": 8, "nfg": 4}
     with pytest.raises(ConfigError, match="colormamba-lite"):
         load_model_config("colormamba-huge")
+
+
+def test_a_name_cannot_be_registered_twice():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("colormamba")(type("Impostor", (torch.nn.Module,), {}))
+    assert type(tiny()) is ColorMamba  # the original registration still holds

@@ -294,17 +294,25 @@ context = distributed.setup(config.run.device)
 trainer = Trainer(config, context)
 initial = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 trainer.fit()
-torch.save({"initial": initial, "trained": trainer.model.state_dict(), "run_dir": str(trainer.run_dir)},
+torch.save({"initial": initial, "trained": trainer.model.state_dict(), "run_dir": str(trainer.run_dir),
+            "discriminator": trainer.adversary.discriminator.state_dict()},
            f"{sys.argv[2]}/rank{context.rank}.pt")
 distributed.teardown(context)
 """
 
 
-def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path):
+@pytest.mark.parametrize(
+    "losses",
+    [
+        pytest.param(["loss.hsv=0.2"], id="with-hsv-branch"),
+        pytest.param([], id="rgb-only-loss", marks=pytest.mark.slow),  # HSV head unused: DDP must not wait for it
+    ],
+)
+def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path, losses):
     write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(6)])
     write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(3)])
     config = make_config(
-        tmp_path / "data", tmp_path / "runs", "ddp", "optim.epochs=1", "loss.hsv=0.2",
+        tmp_path / "data", tmp_path / "runs", "ddp", "optim.epochs=1", *losses,
         "gan.enabled=true", "gan.discriminator={base_channels: 8, num_layers: 2}",
     )
     script = tmp_path / "ddp_worker.py"
@@ -319,6 +327,7 @@ def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path):
     rank0, rank1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert rank0["run_dir"] == rank1["run_dir"]
     assert all(torch.equal(rank0["trained"][k], rank1["trained"][k]) for k in rank0["trained"])
+    assert all(torch.equal(rank0["discriminator"][k], rank1["discriminator"][k]) for k in rank0["discriminator"])
     assert not all(torch.equal(rank0["trained"][k], rank0["initial"][k]) for k in rank0["initial"])
     rows = history(Path(rank0["run_dir"]))
     assert [row["epoch"] for row in rows] == [0, 1] and "train_gan_d" in rows[1]
@@ -337,4 +346,4 @@ def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path):
     )
     rows = history(train(config))
     assert [row["epoch"] for row in rows] == [0, 1]
-    assert all(0 < row["val_psnr"] < 40 for row in rows)
+    assert rows[1]["val_psnr"] > rows[0]["val_psnr"]  # two steps already beat the untrained model

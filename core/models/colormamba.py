@@ -16,8 +16,12 @@ which is what makes a CPU configuration affordable. Either way each ends in a
 is predicted at the stem's resolution as a per-pixel linear model of the NIR and its edges,
 and that model is applied at full resolution.
 
-The model pads its input (reflect) to a multiple of ``stem_stride * 2**(stages - 1)`` and crops
-the output back, so any ``H×W`` works.
+The model pads its input (reflect) on all four sides by at least ``EDGE_MARGIN`` pixels and up
+to a multiple of ``stem_stride * 2**(stages - 1)``, then crops the output back, so any ``H×W``
+works and every image border looks the same to the network in training (crops of any size)
+and at inference (whole frames, tiles): without the margin, a crop padded only at the bottom
+and right teaches the network that those edges are padding, and a frame that needs no padding
+gets a colour fringe there.
 """
 
 import torch
@@ -57,7 +61,8 @@ class GuidedHead(nn.Module):
         self.coeffs = nn.Conv2d(dim, 3 * out_dim, 3, padding=1)
 
     def forward(self, features: Tensor, nir: Tensor, edges: Tensor) -> Tensor:
-        coeffs = self.coeffs(features).contiguous()  # full-resolution elementwise work is fastest on plain NCHW
+        # Plain NCHW: the full-resolution elementwise work below is slow on channels_last views.
+        coeffs = self.coeffs(features).contiguous()
         if self.scale > 1:
             coeffs = F.interpolate(coeffs, size=nir.shape[-2:], mode="bilinear", align_corners=False)
         a, e, b = coeffs.chunk(3, dim=1)
@@ -214,24 +219,31 @@ class ColorMamba(nn.Module):
 
     def _run(self, nir: Tensor, with_hsv: bool) -> dict[str, Tensor]:
         h, w = nir.shape[-2:]
-        nir = pad_to_multiple(nir, self.multiple)
+        nir, (top, left) = pad_with_margin(nir, self.multiple)
         edges = self.edges(nir)
         # Both U-Nets start from the same image folded to the stem's resolution: every
         # stem_stride × stem_stride patch of NIR and edges becomes one pixel's channels.
         patches = F.pixel_unshuffle(torch.cat([nir, edges], dim=1), self.stem_stride)
         guides = self.g_b(patches)
-        out = {"rgb": self.g_a(patches, guides, nir, edges)[..., :h, :w]}
+        out = {"rgb": self.g_a(patches, guides, nir, edges)[..., top : top + h, left : left + w]}
         if with_hsv:  # inference skips G_B's full-resolution head
-            out["hsv"] = self.g_b.hsv(guides, nir, edges)[..., :h, :w]
+            out["hsv"] = self.g_b.hsv(guides, nir, edges)[..., top : top + h, left : left + w]
         return out
 
 
-def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
-    """Pad the bottom and right of ``x`` to multiples of ``multiple``: reflect where the image
-    is large enough, replicate where it is smaller than the padding."""
+EDGE_MARGIN = 8
+"""Pixels of reflected image the network always sees beyond each border."""
+
+
+def pad_with_margin(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad all four sides by at least :data:`EDGE_MARGIN` to a multiple of ``multiple``.
+
+    Returns the padded image and the ``(top, left)`` offset of the original in it. Reflect
+    where the image is large enough, replicate where it is smaller than the padding.
+    """
     h, w = x.shape[-2:]
-    pad_h, pad_w = -h % multiple, -w % multiple
-    if not (pad_h or pad_w):
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    pad_h = -(h + 2 * EDGE_MARGIN) % multiple + 2 * EDGE_MARGIN
+    pad_w = -(w + 2 * EDGE_MARGIN) % multiple + 2 * EDGE_MARGIN
+    top, left = pad_h // 2, pad_w // 2
+    mode = "reflect" if max(top, pad_h - top) < h and max(left, pad_w - left) < w else "replicate"
+    return F.pad(x, (left, pad_w - left, top, pad_h - top), mode=mode), (top, left)

@@ -10,7 +10,6 @@ Everything is stored as tensors and plain Python values so that it loads with
 Released weights are a separate format, see :mod:`nirstream.core.weights`.
 """
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -19,21 +18,16 @@ import numpy as np
 import torch
 
 from nirstream.core.errors import WeightsError
+from nirstream.core.files import atomic_path
 
 FORMAT = "nirstream-checkpoint/1"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` (tensors and plain values) to ``path`` atomically, tagged with the format."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 from nirstream.core.data import Augment, PairedDataset
-from nirstream.core.errors import ConfigError
+from nirstream.core.device import resolve_device
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,6 @@ class DistContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` means CUDA when available; ``cuda`` without a GPU is a config error, not a crash later."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("run.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    if name in ("cuda", "auto") and torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def setup(device_name: str) -> DistContext:
@@ -86,12 +77,16 @@ def teardown(context: DistContext) -> None:
         logger.enable("nirstream")
 
 
-def wrap_model(module: nn.Module, context: DistContext) -> nn.Module:
-    """``module`` wrapped in DistributedDataParallel (gradients averaged over ranks), or as is alone."""
+def wrap_model(module: nn.Module, context: DistContext, *, find_unused_parameters: bool = False) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel (gradients averaged over ranks), or as is alone.
+
+    ``find_unused_parameters`` is for forwards that leave some parameters out (a head whose
+    output no loss reads): DDP then stops waiting for their gradients, at a small cost per step.
+    """
     if not context.enabled:
         return module
     device_ids = [context.device.index] if context.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids)
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused_parameters)
 
 
 def derived_seed(*keys: int) -> int:

@@ -97,7 +97,10 @@ class Trainer:
 
         self.model = build_model(_model_config(config.model)).to(self.device)
         self.loss = build_loss(config.loss).to(self.device)
-        self.forward_with_aux = distributed.wrap_model(_ForwardWithAux(self.model), context)
+        aux = self.loss.required_outputs != {"rgb"}
+        self.forward_for_loss = distributed.wrap_model(
+            _ForwardForLoss(self.model, aux), context, find_unused_parameters=not aux
+        )
 
         train_set, self.val_set = _datasets(config.data)
         self.sampler = distributed.SeededShardSampler(train_set, context, config.run.seed)
@@ -197,7 +200,7 @@ class Trainer:
     def _train_step(self, nir: Tensor, rgb: Tensor, step: int) -> dict[str, float]:
         """One generator step (and, with a GAN, its discriminator step); the unweighted loss terms."""
         with _autocast(self.device.type, self.amp_dtype):
-            outputs = self.forward_with_aux(nir)
+            outputs = self.forward_for_loss(nir)
         outputs = {name: value.float() for name, value in outputs.items()}  # losses in fp32
         total, terms = self.loss(outputs, rgb)
         if self.adversary is not None:
@@ -335,19 +338,20 @@ class Trainer:
         set_rng_state(checkpoint["rng"])
 
 
-class _ForwardWithAux(nn.Module):
-    """Routes ``forward`` to the model's ``forward_with_aux``.
+class _ForwardForLoss(nn.Module):
+    """Runs the model's outputs the loss reads: ``forward_with_aux`` when it needs more than RGB.
 
-    DistributedDataParallel synchronises gradients only for what runs through ``forward``;
-    training needs the auxiliary outputs (ColorMamba's HSV map) as well as the RGB.
+    DistributedDataParallel synchronises gradients only for what runs through ``forward``, so
+    the auxiliary outputs (ColorMamba's HSV map) must come from this module's forward.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, aux: bool) -> None:
         super().__init__()
         self.model = model
+        self.aux = aux
 
     def forward(self, nir: Tensor) -> dict[str, Tensor]:
-        return self.model.forward_with_aux(nir)
+        return self.model.forward_with_aux(nir) if self.aux else {"rgb": self.model(nir)}
 
 
 class _Adversary:
