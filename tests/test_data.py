@@ -9,6 +9,7 @@ import torch
 
 from nirstream.core.data import (
     Augment,
+    AugmentedPairs,
     CsvPairedDataset,
     PairedFolderDataset,
     PatchSampler,
@@ -248,23 +249,37 @@ def test_csv_dataset_reads_vcip_style_pairs_csv_with_defaults(tmp_path):
 
 def test_crop_flips_and_scale_keep_nir_and_rgb_aligned(tmp_path):
     make_split(tmp_path, ["a", "b"], height=40, width=56)
-    augment = Augment(crop=24, hflip=True, vflip=True)
-    dataset = PairedFolderDataset(tmp_path, "train", augment=augment)
+    pairs = PairedFolderDataset(tmp_path, "train")
+    dataset = AugmentedPairs(pairs, Augment(crop=24, hflip=True, vflip=True))
     for index in range(20):
-        item = dataset[index % 2]
+        item = dataset[index % 2, index]
+        assert item["name"] == pairs.names[index % 2]
         assert item["nir"].shape == (1, 24, 24) and item["rgb"].shape == (3, 24, 24)
         n = torch.round(item["nir"][0] * 255)
         assert torch.equal(torch.round(item["rgb"][0] * 255), n)
         assert torch.equal(torch.round(item["rgb"][1] * 255), 255 - n)
         assert torch.equal(torch.round(item["rgb"][2] * 255), torch.floor(n / 2))
 
-    scaled = PairedFolderDataset(tmp_path, "train", augment=Augment(crop=24, vflip=True, scale=(0.6, 1.4)))
+    scaled = AugmentedPairs(pairs, Augment(crop=24, vflip=True, scale=(0.6, 1.4)))
     for index in range(10):
-        item = scaled[index % 2]
+        item = scaled[index % 2, index]
         assert item["nir"].shape == (1, 24, 24)
         # resizing is linear, so the first RGB channel (equal to the NIR) stays equal to it
         assert torch.allclose(item["rgb"][0], item["nir"][0], atol=1e-5)
         assert torch.allclose(item["rgb"][2], item["nir"][0] / 2, atol=2.5 / 255)
+
+
+def test_16_bit_pairs_are_cropped_aligned_at_full_precision(tmp_path):
+    nir = noise(40, 56, seed=3, dtype=np.uint16)
+    save(tmp_path / "nir" / "deep.tif", nir)
+    save(tmp_path / "rgb" / "deep.tif", colour_of(nir))
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path, None), Augment(crop=24, hflip=True, vflip=True))
+    for seed in range(10):
+        item = dataset[0, seed]
+        n = torch.round(item["nir"][0].double() * 65535)
+        assert torch.equal(torch.round(item["rgb"][0].double() * 65535), n)
+        assert torch.equal(torch.round(item["rgb"][1].double() * 65535), 65535 - n)
+        assert bool((n % 256 != 0).any())  # not quantised to 8 bits
 
 
 def test_flips_happen_and_apply_to_both_images():
@@ -296,19 +311,15 @@ def test_zooming_out_filters_fine_detail_instead_of_aliasing_it():
     assert float(nir.std()) < 0.35  # filtered: about 0.26; aliased: 0.5
 
 
-def test_crop_alone_takes_an_unflipped_window(tmp_path):
+def test_crop_without_flips_takes_an_unflipped_window(tmp_path):
     make_split(tmp_path, ["a"], height=30, width=30)
-    full = PairedFolderDataset(tmp_path, "train")[0]["nir"][0]
-    cropped = PairedFolderDataset(tmp_path, "train", crop=12)
-    for _ in range(5):
-        patch = cropped[0]["nir"][0]
-        windows = full.unfold(0, 12, 1).unfold(1, 12, 1)  # every 12×12 window, unflipped
+    pairs = PairedFolderDataset(tmp_path, "train")
+    full = pairs[0]["nir"][0]
+    cropped = AugmentedPairs(pairs, Augment(crop=12, hflip=False, vflip=False))
+    windows = full.unfold(0, 12, 1).unfold(1, 12, 1)  # every 12×12 window, unflipped
+    for seed in range(5):
+        patch = cropped[0, seed]["nir"][0]
         assert (windows == patch).flatten(2).all(-1).any()
-
-
-def test_dataset_crop_overrides_augment_crop(tmp_path):
-    make_split(tmp_path, ["a"])
-    assert PairedFolderDataset(tmp_path, "train", crop=16, augment=Augment())[0]["rgb"].shape == (3, 16, 16)
 
 
 def test_nir_jitter_leaves_rgb_and_geometry_unchanged():
@@ -325,40 +336,54 @@ def test_nir_jitter_leaves_rgb_and_geometry_unchanged():
     assert bool((nir_jit.flatten()[order].diff() >= -1e-6).all())
 
 
-def test_augment_is_reproducible_from_torch_rng(tmp_path):
+def test_augmented_pairs_are_reproducible_from_the_item_seed(tmp_path):
     make_split(tmp_path, ["a", "b"])
+    pairs = PairedFolderDataset(tmp_path, "train")
     augment = Augment(crop=20, vflip=True, contrast=0.3, scale=(0.7, 1.2))
-    dataset = PairedFolderDataset(tmp_path, "train", augment=augment)
-    torch.manual_seed(123)
-    first = [dataset[i % 2]["nir"] for i in range(6)]
-    torch.manual_seed(123)
-    second = [dataset[i % 2]["nir"] for i in range(6)]
-    assert all(torch.equal(a, b) for a, b in zip(first, second))
-    assert not torch.equal(first[0], first[2])  # same image, different draws
+    dataset = AugmentedPairs(pairs, augment)
+    assert len(dataset) == len(pairs) == 2
+    keys = [(i % 2, 100 + i) for i in range(6)]
+    first = [dataset[key]["nir"] for key in keys]
+    torch.manual_seed(999)  # the global RNG plays no part
+    second = [dataset[key]["nir"] for key in reversed(keys)][::-1]  # nor does the order of reads
+    assert all(torch.equal(a, b) for a, b in zip(first, second, strict=True))
+    assert not torch.equal(first[0], first[2])  # same image, different seeds
+    # the key's seed seeds a fresh generator: the same draws as calling Augment with one directly
+    item = pairs[1]
+    nir, rgb = augment(item["nir"], item["rgb"], torch.Generator().manual_seed(105))
+    assert torch.equal(nir, first[5]) and torch.equal(rgb, dataset[1, 105]["rgb"])
 
 
-def test_dataloader_workers_reproduce_crops_from_the_loader_seed(tmp_path):
+def test_augmented_pairs_take_index_and_seed_keys_only(tmp_path):
+    make_split(tmp_path, ["a"])
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path, "train"), Augment(crop=16))
+    with pytest.raises(TypeError, match=r"\(index, seed\) keys, got 0"):
+        dataset[0]
+
+
+def test_dataloader_workers_reproduce_crops_from_the_item_keys(tmp_path):
     make_split(tmp_path, ["a", "b", "c", "d"])
-    dataset = PairedFolderDataset(tmp_path, "train", augment=Augment(crop=16, vflip=True, contrast=0.2))
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path, "train"), Augment(crop=16, vflip=True, contrast=0.2))
 
-    def batches(seed: int) -> list[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_size=2, shuffle=True, num_workers=2, generator=torch.Generator().manual_seed(seed)
-        )
+    def batches(seed: int, workers: int) -> list[torch.Tensor]:
+        order = torch.randperm(4, generator=torch.Generator().manual_seed(seed)).tolist()
+        keys = [(index, seed * 1000 + index) for index in order]
+        loader = torch.utils.data.DataLoader(dataset, batch_size=2, sampler=keys, num_workers=workers)
         return [batch["nir"] for batch in loader]
 
-    first, again, other = batches(5), batches(5), batches(6)
-    assert all(torch.equal(x, y) for x, y in zip(first, again))
-    assert not all(torch.equal(x, y) for x, y in zip(first, other))
+    first, again, other = batches(5, workers=2), batches(5, workers=0), batches(6, workers=2)
+    assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(first, other, strict=True))
 
 
 def test_crop_larger_than_image_names_the_pair(tmp_path):
     make_split(tmp_path, ["small"], height=40, width=56)
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path, "train"), Augment(crop=48))
     with pytest.raises(DataError, match=r"'small' is 56x40, smaller than the 48 px crop"):
-        PairedFolderDataset(tmp_path, "train", crop=48)[0]
+        dataset[0, 0]
 
 
-def test_invalid_options_are_config_errors(tmp_path):
+def test_invalid_options_are_config_errors():
     with pytest.raises(ConfigError, match="contrast"):
         Augment(contrast=1.5)
     with pytest.raises(ConfigError, match="scale"):
@@ -367,9 +392,8 @@ def test_invalid_options_are_config_errors(tmp_path):
         Augment(crop=None, scale=[0.5, 1.0])
     with pytest.raises(ConfigError, match="tries"):
         PatchSampler(tries=0)
-    make_split(tmp_path, ["a"])
-    with pytest.raises(ConfigError, match="crop"):
-        PairedFolderDataset(tmp_path, "train", patches=PatchSampler())
+    with pytest.raises(ConfigError, match="crop must be set"):
+        Augment(crop=None, patches=PatchSampler())
 
 
 # ---------------------------------------------------------------- patch sampling
@@ -405,13 +429,14 @@ def test_patch_sampler_falls_back_to_the_most_textured_candidate():
     assert chosen == candidates[int(np.argmax(stds))]
 
 
-def test_dataset_with_patches_crops_textured_regions_of_large_images(tmp_path):
+def test_augment_with_patches_crops_textured_regions_of_large_images(tmp_path):
     nir = (half_flat(96, 320)[0].numpy() * 255).round().astype(np.uint8)
     save(tmp_path / "nir" / "wide.png", nir)
     save(tmp_path / "rgb" / "wide.png", colour_of(nir))
-    dataset = PairedFolderDataset(tmp_path, None, crop=64, patches=PatchSampler(min_std=0.05))
-    for _ in range(15):
-        item = dataset[0]
+    augment = Augment(crop=64, hflip=False, vflip=False, patches=PatchSampler(min_std=0.05))
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path, None), augment)
+    for seed in range(15):
+        item = dataset[0, seed]
         assert float(item["nir"].std()) >= 0.05
         assert torch.equal(torch.round(item["rgb"][0] * 255), torch.round(item["nir"][0] * 255))
 
@@ -427,13 +452,13 @@ def test_vcip_folder_and_pairs_csv(vcip_root):
     assert item["nir"].shape == (1, 256, 256) and item["rgb"].shape == (3, 256, 256)
     assert CsvPairedDataset(vcip_root / "pairs.csv", split="val").names == val.names
     assert CsvPairedDataset(vcip_root / "pairs.csv", split="train").names == train.names
-    cropped = PairedFolderDataset(vcip_root, "train", augment=Augment())[0]
+    cropped = AugmentedPairs(train, Augment())[0, 0]
     assert cropped["nir"].shape == (1, 200, 200) and cropped["rgb"].shape == (3, 200, 200)
 
 
 @pytest.mark.data
 def test_epfl_high_resolution_patches(epfl_root):
-    dataset = PairedFolderDataset(epfl_root, None, augment=Augment(crop=200), patches=PatchSampler())
+    dataset = AugmentedPairs(PairedFolderDataset(epfl_root, None), Augment(crop=200, patches=PatchSampler()))
     assert len(dataset) == 34
-    item = dataset[0]
+    item = dataset[0, 0]
     assert item["nir"].shape == (1, 200, 200) and item["rgb"].shape == (3, 200, 200)

@@ -14,13 +14,13 @@ import torch
 from torch.utils.data import DataLoader
 
 from nirstream.core.config import apply_overrides, bind, to_dict
-from nirstream.core.data import Augment, PairedFolderDataset
+from nirstream.core.data import Augment, AugmentedPairs, PairedFolderDataset
 from nirstream.core.errors import ConfigError, DataError, WeightsError
 from nirstream.core.metrics import image_metrics, psnr
 from nirstream.core.train import TrainConfig, Trainer, load_train_config, lr_schedule, train
 from nirstream.core.train.checkpoint import load_checkpoint, save_checkpoint
 from nirstream.core.train.config import OptimConfig
-from nirstream.core.train.distributed import DistContext, SeededAugmentation, SeededShardSampler
+from nirstream.core.train.distributed import DistContext, SeededShardSampler
 from nirstream.core.weights import load_model, read_metadata
 
 from conftest import TINY_COLORMAMBA
@@ -203,7 +203,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_p
 
 def test_augmentation_depends_on_seed_and_epoch_only_not_on_workers(tmp_path):
     write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(5)])
-    dataset = SeededAugmentation(PairedFolderDataset(tmp_path / "data", "train"), Augment(crop=24, vflip=True, contrast=0.3))
+    dataset = AugmentedPairs(PairedFolderDataset(tmp_path / "data", "train"), Augment(crop=24, vflip=True, contrast=0.3))
     context = DistContext(rank=0, world_size=1, device=torch.device("cpu"))
 
     def epoch_batches(epoch: int, workers: int) -> list[torch.Tensor]:

@@ -3,14 +3,16 @@
 Geometry (scale, crop, flips) is drawn once and applied to both images, so the pair stays
 registered; intensity jitter touches only the NIR, teaching the model to tolerate exposure and
 gain differences between NIR cameras while the RGB target stays fixed. Every random draw comes
-from torch (optionally a given ``torch.Generator``), so seeded DataLoader workers and a resumed
-run with restored RNG state sample the same crops.
+from the ``torch.Generator`` given (torch's global RNG without one); :class:`AugmentedPairs`
+gives each item its own generator, seeded by the sampler, which is how training augments.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 
 from nirstream.core.data.patches import PatchSampler, random_box
 from nirstream.core.errors import ConfigError, DataError
@@ -104,6 +106,33 @@ class Augment:
         offset = self.brightness * _symmetric(generator)
         mean = nir.mean()
         return ((nir - mean) * gain + mean + offset).clamp(0.0, 1.0)
+
+
+class AugmentedPairs(Dataset):
+    """The items of ``dataset`` (whole pairs, e.g. a ``PairedDataset``) put through ``augment``.
+
+    Indexed by ``(index, seed)`` keys, such as those ``SeededShardSampler`` yields: item
+    ``index`` is augmented with draws from a fresh ``torch.Generator`` seeded by ``seed``. An
+    item's crop, flips and jitter therefore depend on its key alone, not on which DataLoader
+    worker loads it or what was drawn before, so any number of workers gives the same batches
+    and a run resumed at an epoch boundary draws exactly what the uninterrupted run drew.
+    """
+
+    def __init__(self, dataset: Dataset, augment: Augment) -> None:
+        self.dataset = dataset
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise TypeError(f"AugmentedPairs is indexed by (index, seed) keys, got {key!r}")
+        index, seed = key
+        item = self.dataset[index]
+        generator = torch.Generator().manual_seed(seed)
+        nir, rgb = self.augment(item["nir"], item["rgb"], generator=generator, name=item["name"])
+        return {"nir": nir, "rgb": rgb, "name": item["name"]}
 
 
 def _coin(generator: torch.Generator | None) -> bool:

@@ -2,11 +2,11 @@
 
 Pairing and file existence are checked when a dataset is built, so a broken dataset fails
 before training starts; pixels are read lazily, one pair per item, so building is cheap and
-DataLoader workers share nothing but file paths.
+DataLoader workers share nothing but file paths. Items are always whole images: training
+crops and flips are applied on top by :class:`~nirstream.core.data.augment.AugmentedPairs`.
 """
 
 import csv
-import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,10 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nirstream.core.data.augment import Augment
 from nirstream.core.data.images import IMAGE_EXTENSIONS, nir_to_gray, read_image, to_float
-from nirstream.core.data.patches import PatchSampler
-from nirstream.core.errors import ConfigError, DataError
+from nirstream.core.errors import DataError
 
 _SHOWN = 5
 """How many offending names an error message lists before summarising the rest."""
@@ -37,27 +35,21 @@ class Pair:
 class PairedDataset(Dataset):
     """Items ``{"nir": 1×H×W, "rgb": 3×H×W, "name": str}``, float32 in [0, 1], from a list of pairs.
 
-    Without ``crop`` or ``augment`` an item is the whole image, as validation needs. ``crop``
-    sets the random crop size (it overrides ``augment.crop``; alone it means a crop with no
-    flips or jitter); ``patches`` chooses where that crop lands (it overrides
-    ``augment.patches``). ``exclude`` drops pairs by name; names not in the dataset are ignored
-    so one list can serve every split.
+    An item is the whole image pair, as validation needs; wrap the dataset in
+    :class:`~nirstream.core.data.augment.AugmentedPairs` for training crops. ``exclude`` drops
+    pairs by name; names not in the dataset are ignored so one list can serve every split.
     """
 
     def __init__(
         self,
         pairs: Iterable[Pair],
         *,
-        crop: int | None = None,
-        augment: Augment | None = None,
-        patches: PatchSampler | None = None,
         exclude: Iterable[str] = (),
     ) -> None:
         dropped = {_stem(name) for name in exclude}
         self.pairs: list[Pair] = [pair for pair in pairs if pair.name not in dropped]
         if not self.pairs:
             raise DataError("no image pairs left after excluding " + _listing(sorted(dropped)))
-        self.augment = _combine(crop, augment, patches)
 
     @property
     def names(self) -> list[str]:
@@ -69,8 +61,6 @@ class PairedDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
         nir, rgb = load_pair(pair)
-        if self.augment is not None:
-            nir, rgb = self.augment(nir, rgb, name=pair.name)
         return {"nir": nir, "rgb": rgb, "name": pair.name}
 
 
@@ -86,9 +76,6 @@ class PairedFolderDataset(PairedDataset):
         root: str | Path,
         split: str | None,
         *,
-        crop: int | None = None,
-        augment: Augment | None = None,
-        patches: PatchSampler | None = None,
         exclude: Iterable[str] = (),
     ) -> None:
         folder = Path(root) if split is None else Path(root) / split
@@ -101,7 +88,7 @@ class PairedFolderDataset(PairedDataset):
             sides = [f"{side} only: {_listing(names)}" for side, names in one_sided if names]
             raise DataError(f"unpaired images in {folder} ({'; '.join(sides)})")
         pairs = [Pair(name, nir_files[name], rgb_files[name]) for name in sorted(nir_files)]
-        super().__init__(pairs, crop=crop, augment=augment, patches=patches, exclude=exclude)
+        super().__init__(pairs, exclude=exclude)
 
 
 class CsvPairedDataset(PairedDataset):
@@ -122,9 +109,6 @@ class CsvPairedDataset(PairedDataset):
         split_column: str = "split",
         name_column: str = "name",
         root: str | Path | None = None,
-        crop: int | None = None,
-        augment: Augment | None = None,
-        patches: PatchSampler | None = None,
         exclude: Iterable[str] = (),
     ) -> None:
         csv_path = Path(csv_path)
@@ -147,7 +131,7 @@ class CsvPairedDataset(PairedDataset):
         ]
         _check_exist(csv_path, pairs)
         _check_unique(csv_path, pairs)
-        super().__init__(pairs, crop=crop, augment=augment, patches=patches, exclude=exclude)
+        super().__init__(pairs, exclude=exclude)
 
 
 def load_pair(pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,20 +147,6 @@ def load_pair(pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:
     # pool, which costs milliseconds per call on a CPU busy with training
     channels_first = np.ascontiguousarray(to_float(rgb).transpose(2, 0, 1))
     return torch.from_numpy(nir).unsqueeze(0), torch.from_numpy(channels_first)
-
-
-def _combine(crop: int | None, augment: Augment | None, patches: PatchSampler | None) -> Augment | None:
-    """One :class:`Augment` from the dataset's shorthand options, which take precedence over its fields."""
-    if augment is None:
-        if crop is None:
-            if patches is not None:
-                raise ConfigError("patches places a training crop, so crop (or augment.crop) must be set")
-            return None
-        augment = Augment(crop=crop, hflip=False, vflip=False)
-    overrides = {"crop": crop} if crop is not None else {}
-    if patches is not None:
-        overrides["patches"] = patches
-    return dataclasses.replace(augment, **overrides) if overrides else augment
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:

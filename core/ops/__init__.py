@@ -3,7 +3,6 @@
 from .scan_mamba_ssm import mamba_ssm_available
 from .selective_scan import (
     BACKENDS,
-    get_scan_backend,
     resolve_backend,
     scan_backend,
     selective_scan,
@@ -12,7 +11,6 @@ from .selective_scan import (
 
 __all__ = [
     "BACKENDS",
-    "get_scan_backend",
     "mamba_ssm_available",
     "resolve_backend",
     "scan_backend",

@@ -36,10 +36,6 @@ def set_scan_backend(name: str) -> None:
     _default_backend = _checked(name)
 
 
-def get_scan_backend() -> str:
-    return _default_backend
-
-
 @contextmanager
 def scan_backend(name: str) -> Iterator[None]:
     """Use ``name`` as the default backend inside a ``with`` block."""

@@ -8,9 +8,11 @@ Only rank 0 logs, writes files and shows a progress bar: the other ranks' nirstr
 messages are switched off, so a run's log reads the same however many processes ran it.
 
 This module also decides which training items each process sees, in which order, and with
-which random augmentation: all of it derives from ``(seed, epoch, item index)`` alone, never
-from a generator's running state, so a run resumed at an epoch boundary draws exactly the
-crops and flips the uninterrupted run drew, with any number of DataLoader workers.
+which augmentation seed (:class:`SeededShardSampler`, whose ``(index, seed)`` keys index
+:class:`~nirstream.core.data.AugmentedPairs`): all of it derives from ``(seed, epoch, item
+index)`` alone, never from a generator's running state, so a run resumed at an epoch boundary
+draws exactly the crops and flips the uninterrupted run drew, with any number of DataLoader
+workers.
 """
 
 import os
@@ -26,7 +28,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from nirstream.core.data import Augment, PairedDataset
 from nirstream.core.device import resolve_device
 
 
@@ -119,28 +120,6 @@ class SeededShardSampler(Sampler[tuple[int, int]]):
 
     def __len__(self) -> int:
         return len(self.order)
-
-
-class SeededAugmentation(Dataset):
-    """Items of ``dataset`` (loaded without augmentation) put through ``augment`` with a per-item seed.
-
-    Indexed by the ``(index, item_seed)`` pairs :class:`SeededShardSampler` yields, so an
-    item's crop and flips do not depend on which worker loads it or on what ran before.
-    """
-
-    def __init__(self, dataset: PairedDataset, augment: Augment) -> None:
-        self.dataset = dataset
-        self.augment = augment
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
-        index, item_seed = key
-        item = self.dataset[index]
-        generator = torch.Generator().manual_seed(item_seed)
-        nir, rgb = self.augment(item["nir"], item["rgb"], generator=generator, name=item["name"])
-        return {"nir": nir, "rgb": rgb, "name": item["name"]}
 
 
 def all_reduce_sum(values: torch.Tensor, context: DistContext) -> torch.Tensor:

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from nirstream.core.config import to_dict
-from nirstream.core.data import CsvPairedDataset, PairedDataset, PairedFolderDataset
+from nirstream.core.data import AugmentedPairs, CsvPairedDataset, PairedDataset, PairedFolderDataset
 from nirstream.core.errors import ConfigError, DataError, WeightsError
 from nirstream.core.losses import build_loss, lsgan_d_loss, lsgan_g_loss
 from nirstream.core.evaluate import METRICS, score_images
@@ -105,7 +105,7 @@ class Trainer:
         train_set, self.val_set = _datasets(config.data)
         self.sampler = distributed.SeededShardSampler(train_set, context, config.run.seed)
         self.loader = DataLoader(
-            distributed.SeededAugmentation(train_set, config.data.augment),
+            AugmentedPairs(train_set, config.data.augment),
             batch_size=config.data.batch_size,
             sampler=self.sampler,
             num_workers=config.data.workers,
@@ -323,7 +323,7 @@ class Trainer:
                 f"the checkpoint was trained with model {checkpoint['model_config']}, the config builds {self.model.config}"
             )
         if (checkpoint["adversary"] is None) != (self.adversary is None):
-            raise WeightsError("the checkpoint and the config disagree on gan.enabled; resume with the checkpoint's setting")
+            raise ConfigError("the checkpoint and the config disagree on gan.enabled; resume with the checkpoint's setting")
         _warn_changed(checkpoint["config"], to_dict(self.config))
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -452,7 +452,7 @@ def _model_config(model: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def _datasets(data: DataConfig) -> tuple[PairedDataset, PairedDataset]:
-    """Training pairs (without ``exclude``d names, unaugmented: see ``SeededAugmentation``) and validation pairs."""
+    """Training pairs (without ``exclude``d names, unaugmented: see ``AugmentedPairs``) and validation pairs."""
     root = Path(data.root)
     if not root.is_dir():
         raise DataError(
