@@ -22,12 +22,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from nirstream.core.config import bundled_names
 from nirstream.core.models import build_model, load_model_config
+from nirstream.core.models.colormamba import EDGE_MARGIN
 from nirstream.core.models.ss2d import DIRECTIONS, SS2D
 
 from results import update_section
 
-TILE = (256, 256)
-FRAME = (512, 640)  # height, width of a 640x512 frame
+TILE = (256 - 2 * EDGE_MARGIN,) * 2
+"""A tile input the model pads to exactly 256×256 (its reflected edge margin): the cost of the
+network on a 256² tile, which is how a tiler feeds it."""
+FRAME = (512, 640)  # height, width of a 640x512 frame, padded inside as the model needs
 SCAN_FLOPS_PER_UPDATE = 7  # exp(dt*A), dt*u*B, h = a*h + b, y += C*h: about 7 per (channel, token, state)
 SLOW_S = 3.0  # a first tile slower than this marks a GPU-sized config: time it once
 
@@ -124,7 +127,10 @@ def main() -> None:
         f"stall at every thread barrier and can be far slower than one thread). FLOPs from "
         f"`FlopCounterMode`, which counts convolutions and matrix products only; the selective "
         f"scan's elementwise recurrence is not in it and is estimated beside it at "
-        f"{SCAN_FLOPS_PER_UPDATE} FLOPs per (channel, token, state) update.\n"
+        f"{SCAN_FLOPS_PER_UPDATE} FLOPs per (channel, token, state) update. A tile is a "
+        f"{TILE[0]}×{TILE[1]} input, which the model pads by its {EDGE_MARGIN} px reflected edge "
+        f"margin to a 256×256 network input; the 640×512 frame is padded likewise (to 672×544 "
+        f"for a multiple of 32).\n"
     )
     update_section("model_cost", "Model cost (benchmarks/model_cost.py)", body)
 
