@@ -119,3 +119,8 @@ def test_mamba_ssm_kernel_matches_chunked_on_cuda():
         results[backend] = [out.detach()] + [inputs[n].grad for n in names]
     for got, want in zip(results["mamba_ssm"], results["chunked"]):
         assert rel_err(got, want) <= 1e-4
+
+
+def test_scan_runs_on_meta_tensors_for_shape_inference():
+    inputs = {k: v.to("meta") for k, v in make_inputs(length=33).items()}
+    assert selective_scan(**inputs, delta_softplus=True, backend="chunked").shape == (2, 8, 33)

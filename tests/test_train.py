@@ -338,12 +338,12 @@ def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path, losses):
 @pytest.mark.slow
 @pytest.mark.data
 def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path):
-    model = json.dumps(TINY_COLORMAMBA)  # the bundled recipe and data, a model small enough for a test
+    """The bundled recipe, model and data, cut to a few steps."""
     config = load_train_config(
         "colormamba-lite",
-        [f"data.root={vcip_root}", f"model={model}", "optim.epochs=1", "run.max_steps_per_epoch=2",
-         "data.batch_size=2", "data.workers=2", "run.device=cpu", f"run.out_dir={tmp_path}"],
+        [f"data.root={vcip_root}", "optim.epochs=1", "optim.warmup_epochs=0", "run.max_steps_per_epoch=6",
+         "data.batch_size=4", "data.workers=2", "run.device=cpu", f"run.out_dir={tmp_path}"],
     )
     rows = history(train(config))
     assert [row["epoch"] for row in rows] == [0, 1]
-    assert rows[1]["val_psnr"] > rows[0]["val_psnr"]  # two steps already beat the untrained model
+    assert rows[1]["val_psnr"] > rows[0]["val_psnr"] + 0.3  # six steps already beat the untrained model

@@ -14,7 +14,7 @@ lose too much precision in half types.
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -85,7 +85,9 @@ def selective_scan(
         raise ValueError(f"{u.shape[1]} channels do not split into {B.shape[1]} groups of B/C")
     name = resolve_backend(backend or _default_backend, u.device)
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=u.device.type, enabled=False):
+    # Autocast off, so nothing inside is cast down; meta tensors (shape inference) have no autocast.
+    guard = torch.autocast(u.device.type, enabled=False) if u.device.type != "meta" else nullcontext()
+    with guard:
         u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
         D, z, delta_bias = (None if t is None else t.to(dtype) for t in (D, z, delta_bias))
         if name == "mamba_ssm":
