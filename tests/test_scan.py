@@ -54,7 +54,7 @@ def test_chunked_matches_reference_gradients():
     names = ["u", "delta", "A", "B", "C", "D", "z", "delta_bias"]
     grads = {}
     for backend in ("reference", "chunked"):
-        inputs = make_inputs(length=45, grad=True)
+        inputs = make_inputs(length=1100, grad=True)  # crosses sub-chunk and block edges
         out = selective_scan(**inputs, delta_softplus=True, backend=backend)
         weights = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
         (out * weights).sum().backward()
