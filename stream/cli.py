@@ -14,6 +14,12 @@ from loguru import logger
 from nirstream.core import __version__
 
 EXAMPLES = {
+    "run": """examples:
+  nirstream run --source drive.mp4 --sink colorized.mp4 --weights W.safetensors
+  nirstream run --source cam0 --sink window --sink live.mp4 --config live-camera --weights W.safetensors
+  nirstream run --source 'drives/*.mp4' --sink out/ --config recorded-drive --weights W.safetensors
+  nirstream run --source testsrc --sink null --config benchmark --max-frames 300 --summary-json stats.json
+  nirstream run --source frames/ --sink out.mp4 --set engine.tile=384 --set sink.side_by_side=true""",
     "train": """examples:
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
@@ -36,6 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     common.add_argument("--log-json", action="store_true", help="log one JSON object per line (for machines)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser(
+        "run", parents=[common], help="colorize a camera, video, stream or image folder",
+        description="Colorize NIR frames from SOURCE into one or more sinks. SOURCE is a camera "
+                    "(cam0, 0, /dev/video0), a video file or glob, an rtsp:// or http:// stream, an "
+                    "image folder or glob, or testsrc. SINK is a video file (.mp4, .mkv), a folder of "
+                    "images (ending in /), window, or null.",
+        epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--source", required=True, help="camera, file, glob, URL, folder or testsrc")
+    run.add_argument("--sink", dest="sinks", action="append", metavar="SINK",
+                     help="output (repeatable); default: null")
+    run.add_argument("--config", help="pipeline YAML path or bundled name (live-camera, recorded-drive, benchmark)")
+    run.add_argument("--weights", help="a .safetensors weights file (default: an untrained model, for timing only)")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config value, e.g. engine.tile=384 (repeatable)")
+    run.add_argument("--max-frames", type=_non_negative, help="stop after N frames per input")
+    run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
+    run.set_defaults(handler=run_pipeline)
 
     train = commands.add_parser(
         "train", parents=[common], help="train a model on paired NIR/RGB images",
@@ -65,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     evaluate.set_defaults(handler=run_eval)
     return parser
+
+
+def run_pipeline(args: argparse.Namespace) -> None:
+    from nirstream.stream.config import load_run_config
+    from nirstream.stream.run import run
+
+    config = load_run_config(args.config, args.overrides)
+    if args.weights:
+        config.weights = args.weights
+    if args.max_frames is not None:
+        config.max_frames = args.max_frames
+    run(args.source, args.sinks or ["null"], config, summary_json=args.summary_json)
 
 
 def run_train(args: argparse.Namespace) -> None:

@@ -1,0 +1,278 @@
+"""The GPU stage: raw NIR frames in, RGB frames out, with the device and dtype policy in one place.
+
+:class:`Colorizer` is the only code in nirstream that moves tensors to CUDA or casts them. Per
+frame: copy the raw uint8/uint16 frame to the device (fewer bytes than float), normalise
+(:mod:`.normalize`), run the model whole or in blended tiles (:mod:`.tiling`) under the chosen
+precision and backend, and bring back ``H×W×3`` uint8 RGB.
+
+On CUDA, :meth:`Colorizer.run` keeps two frames in flight: the host-to-device copy of frame
+n+1 runs on its own stream while frame n computes, and the device-to-host copy of frame n on
+another stream while frame n+1 computes, through pinned host buffers allocated once per
+shape. The host waits only for the result it is about to hand on. The price is one frame of
+look-ahead: frame n is yielded once frame n+1 has been read from the input.
+"""
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nirstream.core.device import resolve_device
+from nirstream.core.errors import ConfigError
+from nirstream.core.models import ColorMamba
+from nirstream.core.models.colormamba import pad_with_margin
+from nirstream.stream.frame import Frame
+
+from .normalize import Levels, normalize
+from .tiling import Tiler, check_tiling
+
+AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+TENSORRT_MISSING = "backend tensorrt needs torch-tensorrt (pip install 'nirstream[tensorrt]')"
+
+
+@dataclass
+class ColorizerConfig:
+    """How the GPU stage runs.
+
+    ``precision`` fp16/bf16 is autocast (weights stay fp32; the selective scan keeps itself in
+    fp32). ``tile`` 0 runs whole frames; otherwise tiles of ``tile × tile`` overlapping by
+    ``overlap``, ``tile_batch`` per model call. ``warmup`` runs a dummy frame before the first
+    frame of each new size, so compilation and allocation stay out of the latency figures.
+    """
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    backend: Literal["eager", "compile", "tensorrt"] = "eager"
+    channels_last: bool = False
+    tile: int = 256
+    overlap: int = 64
+    tile_batch: int = 4
+    levels: Levels = field(default_factory=Levels)
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        for name, allowed in [
+            ("device", ("auto", "cpu", "cuda")),
+            ("precision", ("fp32", "fp16", "bf16")),
+            ("backend", ("eager", "compile", "tensorrt")),
+        ]:
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.tile < 0 or self.tile_batch < 1:
+            raise ConfigError(f"colorizer needs tile >= 0 and tile_batch >= 1, got {self.tile} and {self.tile_batch}")
+        if self.tile:
+            try:
+                check_tiling(self.tile, self.overlap)
+            except ValueError as exc:
+                raise ConfigError(f"colorizer: {exc}") from exc
+
+
+class Colorizer:
+    """Colorizes :class:`Frame` objects with ``model`` (NIR ``B×1×H×W`` [0, 1] to RGB ``B×3×H×W`` [0, 1])."""
+
+    def __init__(self, model: nn.Module, config: ColorizerConfig | None = None) -> None:
+        self.config = config or ColorizerConfig()
+        self.device = resolve_device(self.config.device)
+        memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
+        self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
+        self._net = _backend(self.model, self.config, self.device)
+        self._align = getattr(model, "multiple", 1) if isinstance(model, ColorMamba) else 1
+        self._tiler = (
+            Tiler(self.config.tile, self.config.overlap, self.config.tile_batch, self._align)
+            if self.config.tile
+            else None
+        )
+        autocast_dtype = AUTOCAST_DTYPES.get(self.config.precision)
+        # TensorRT engines carry their own precision; autocast applies to PyTorch execution.
+        self._autocast = autocast_dtype if self.config.backend != "tensorrt" else None
+        self._warmed: set[tuple[int, int]] = set()
+        self._pinned: dict[tuple[tuple[int, ...], torch.dtype], list[tuple[Tensor, Tensor]]] = {}
+        self._slot = 0
+
+    def warmup(self, height: int, width: int) -> None:
+        """Run dummy frames of this size: compile, autotune, plan tiles and allocate before real frames.
+
+        Two runs under CUDA graphs (the first warms up, the second records), one otherwise.
+        """
+        runs = 2 if self.device.type == "cuda" and self.config.backend == "compile" else 1
+        raw = torch.zeros((height, width), dtype=torch.uint8, device=self.device)
+        for _ in range(runs):
+            self._infer(raw)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self._warmed.add((height, width))
+
+    def colorize(self, frame: Frame) -> Frame:
+        """Set ``frame.rgb`` (``H×W×3`` uint8 RGB) and ``frame.timings["colorized"]``; returns the frame."""
+        return next(self.run([frame]))
+
+    def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        """Colorize a stream lazily, in order: each frame comes back with ``rgb`` and its timing set."""
+        if self.device.type == "cuda":
+            yield from self._run_cuda(frames)
+            return
+        for frame in frames:
+            self._maybe_warmup(frame.nir)
+            frame.rgb = self._infer(torch.from_numpy(_checked(frame.nir))).numpy()
+            frame.timings["colorized"] = time.monotonic()
+            yield frame
+
+    def _run_cuda(self, frames: Iterable[Frame]) -> Iterator[Frame]:
+        copy_in = torch.cuda.Stream(self.device)
+        copy_out = torch.cuda.Stream(self.device)
+        pending: tuple[Frame, Tensor, torch.cuda.Event] | None = None
+        for frame in frames:
+            submitted = self._submit(frame, copy_in, copy_out)
+            if pending is not None:
+                yield _finish(*pending)
+            pending = submitted
+        if pending is not None:
+            yield _finish(*pending)
+
+    def _submit(
+        self, frame: Frame, copy_in: torch.cuda.Stream, copy_out: torch.cuda.Stream
+    ) -> tuple[Frame, Tensor, torch.cuda.Event]:
+        """Queue copy in, compute and copy out of one frame without waiting for any of it."""
+        nir = _checked(frame.nir)
+        self._maybe_warmup(nir)
+        host_in, host_out = self._host_buffers(nir)
+        host_in.numpy()[...] = nir
+        compute = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(copy_in):
+            raw = host_in.to(self.device, non_blocking=True)
+            copied_in = torch.cuda.Event()
+            copied_in.record(copy_in)
+        compute.wait_event(copied_in)
+        raw.record_stream(compute)  # freed by the allocator only after compute has read it
+        rgb = self._infer(raw)
+        computed = torch.cuda.Event()
+        computed.record(compute)
+        copy_out.wait_event(computed)
+        with torch.cuda.stream(copy_out):
+            host_out.copy_(rgb, non_blocking=True)
+            copied_out = torch.cuda.Event()
+            copied_out.record(copy_out)
+        rgb.record_stream(copy_out)
+        return frame, host_out, copied_out
+
+    def _host_buffers(self, nir: np.ndarray) -> tuple[Tensor, Tensor]:
+        """Pinned input and output buffers for this shape, two pairs used in turn.
+
+        Two frames are in flight at most, and a pair is reused only after the result that
+        last used it was waited for (which implies its copy in and compute finished too).
+        """
+        dtype = torch.uint8 if nir.dtype == np.uint8 else torch.uint16
+        key = (nir.shape, dtype)
+        if key not in self._pinned:
+            height, width = nir.shape
+            self._pinned[key] = [
+                (
+                    torch.empty((height, width), dtype=dtype, pin_memory=True),
+                    torch.empty((height, width, 3), dtype=torch.uint8, pin_memory=True),
+                )
+                for _ in range(2)
+            ]
+        self._slot ^= 1
+        return self._pinned[key][self._slot]
+
+    def _maybe_warmup(self, nir: np.ndarray) -> None:
+        if self.config.warmup and nir.shape[:2] not in self._warmed:
+            self.warmup(*nir.shape[:2])
+
+    def _infer(self, raw: Tensor) -> Tensor:
+        """Raw ``H×W`` integer frame on the device to ``H×W×3`` uint8 RGB on the device."""
+        autocast = (
+            torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None else nullcontext()
+        )
+        with torch.inference_mode():
+            x = normalize(raw, self.config.levels)
+            with autocast:
+                if self._tiler is not None:
+                    rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
+                else:
+                    rgb = self._forward(x)
+            return rgb[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
+
+    def _phase(self, height: int, width: int) -> tuple[int, int]:
+        """Where to place the frame on the tile canvas so tiles see ColorMamba's stride pattern as the whole frame does.
+
+        ColorMamba pads (reflect) by a size-dependent margin, and its strided stages are not
+        shift-invariant: a tile padded differently from the frame would colour every pixel
+        differently (about 10/255 on average for a random tiny model).
+        """
+        if self._align == 1:
+            return (0, 0)
+        tile = self.config.tile
+        _, whole = pad_with_margin(torch.empty((1, 1, height, width), device="meta"), self._align)
+        _, tiled = pad_with_margin(torch.empty((1, 1, tile, tile), device="meta"), self._align)
+        return ((whole[0] - tiled[0]) % self._align, (whole[1] - tiled[1]) % self._align)
+
+    def _forward(self, x: Tensor) -> Tensor:
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self._net(x)
+
+
+def _finish(frame: Frame, host_out: Tensor, copied_out: torch.cuda.Event) -> Frame:
+    """Wait for one frame's result (the loop's only host synchronisation) and hand it on."""
+    copied_out.synchronize()
+    frame.rgb = host_out.numpy().copy()  # the pinned buffer is reused two frames later
+    frame.timings["colorized"] = time.monotonic()
+    return frame
+
+
+def _checked(nir: np.ndarray) -> np.ndarray:
+    if nir.ndim != 2 or nir.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"Frame.nir must be an H×W uint8 or uint16 array, got {nir.dtype} {nir.shape}")
+    return np.ascontiguousarray(nir)
+
+
+def _backend(model: nn.Module, config: ColorizerConfig, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """The callable that runs the model: eager, ``torch.compile`` or a TensorRT engine per input shape."""
+    if config.backend == "compile":
+        if device.type == "cuda":
+            # reduce-overhead = CUDA graphs: one launch per call instead of one per kernel.
+            compiled = torch.compile(model, mode="reduce-overhead")
+
+            def step(x: Tensor) -> Tensor:
+                # Each call's output is consumed (blended or converted) before the next call.
+                torch.compiler.cudagraph_mark_step_begin()
+                return compiled(x)
+
+            return step
+        return torch.compile(model)
+    if config.backend == "tensorrt":
+        return _TensorRT(model, config, device)
+    return model
+
+
+class _TensorRT:
+    """TensorRT engines built on first use for each input shape (one per tile batch size).
+
+    Ops TensorRT lacks, such as the selective scan, stay PyTorch ops in the compiled graph.
+    """
+
+    def __init__(self, model: nn.Module, config: ColorizerConfig, device: torch.device) -> None:
+        try:
+            import torch_tensorrt
+        except ImportError as exc:
+            raise ConfigError(TENSORRT_MISSING) from exc
+        if device.type != "cuda":
+            raise ConfigError("backend tensorrt needs a CUDA device; use backend eager or compile on the CPU")
+        self._compile = torch_tensorrt.compile
+        self._model = model
+        self._precisions = {torch.float32, AUTOCAST_DTYPES.get(config.precision, torch.float32)}
+        self._engines: dict[tuple[int, ...], Callable[[Tensor], Tensor]] = {}
+
+    def __call__(self, x: Tensor) -> Tensor:
+        key = tuple(x.shape)
+        if key not in self._engines:
+            self._engines[key] = self._compile(
+                self._model, ir="dynamo", inputs=[x], enabled_precisions=self._precisions
+            )
+        return self._engines[key](x)

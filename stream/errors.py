@@ -1,0 +1,12 @@
+"""Errors of the real-time pipeline: one-line messages the command line prints without a traceback."""
+
+from nirstream.core.errors import NirstreamError
+
+
+class SourceError(NirstreamError):
+    """An input cannot be opened or read: missing file, corrupt or truncated video, unsupported
+    pixel format, camera not found or gone."""
+
+
+class SinkError(NirstreamError):
+    """An output cannot be written: unwritable path, full disk, unknown codec."""

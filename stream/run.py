@@ -1,0 +1,126 @@
+"""``nirstream run``: one or many inputs through the colorizer into the chosen sinks.
+
+This is where the pipeline is assembled in one visible place: the model (from weights, or an
+untrained bundled config for latency work), the colorizer, and for each input its source,
+its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`. Files get one progress bar with
+ETA for the whole batch; live sources get a stats line every few seconds.
+"""
+
+import sys
+import time
+from pathlib import Path
+
+from loguru import logger
+from tqdm import tqdm
+
+from nirstream.core.models import build_model, load_model_config
+from nirstream.core.weights import load_model
+from nirstream.stream.colorizer import Colorizer
+from nirstream.stream.config import RunConfig
+from nirstream.stream.frame import Frame
+from nirstream.stream.pipeline import Pipeline
+from nirstream.stream.sinks import VIDEO_SUFFIXES, open_sink, sink_for_input
+from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
+from nirstream.stream.stats import Summary
+
+STATS_EVERY_S = 5.0
+
+
+def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None) -> list[Summary]:
+    """Colorize every input ``source_spec`` names into ``sink_specs``; return one summary per input."""
+    inputs = expand_inputs(source_spec)
+    colorizer = Colorizer(_model(config), config.engine)
+    sources = [open_source(spec, **(_camera_options(config) if is_camera_spec(spec) else {})) for spec in inputs]
+    total = sum(s.info.frame_count or 0 for s in sources) if all(s.info.frame_count for s in sources) else None
+    if config.max_frames is not None and total is not None:
+        total = min(total, config.max_frames * len(sources))
+    live = any(s.info.live for s in sources)
+    bar = tqdm(total=total, unit="frame", disable=live or not sys.stderr.isatty(), dynamic_ncols=True)
+    summaries = []
+    try:
+        for source in sources:
+            sinks = [
+                open_sink(target, **_sink_options(target, config))
+                for target in (sink_for_input(spec, source.info.name) if len(sources) > 1 else spec for spec in sink_specs)
+            ]
+            if config.engine.warmup:
+                colorizer.warmup(source.info.height, source.info.width)
+            pipeline = Pipeline(
+                source, colorizer, sinks,
+                capacity=config.queue.capacity, policy=config.queue.policy,
+                max_frames=config.max_frames, on_frame=_Reporter(bar, source.info.live),
+            )
+            summary = pipeline.run()
+            summaries.append(summary)
+            bar.clear()
+            print(summary.table(), file=sys.stderr)
+            if summary.interrupted:
+                break
+    finally:
+        bar.close()
+        for source in sources:
+            source.close()
+    if summary_json is not None:
+        _write_summaries(summaries, summary_json)
+    for spec in sink_specs:
+        if spec not in ("null", "window"):
+            logger.info(f"output: {spec}")
+    return summaries
+
+
+def _model(config: RunConfig):
+    if config.weights:
+        return load_model(config.weights)
+    logger.warning(
+        f"no --weights given: running an untrained {config.model} (colours are meaningless; "
+        "use this for latency and throughput only)"
+    )
+    return build_model(load_model_config(config.model)).eval()
+
+
+def _camera_options(config: RunConfig) -> dict:
+    cam = config.camera
+    return {
+        "width": cam.width, "height": cam.height, "fps": cam.fps, "pixel_format": cam.pixel_format,
+        "reconnect_tries": cam.reconnect_tries, "backoff_s": cam.backoff_s,
+    }
+
+
+def _sink_options(spec: str, config: RunConfig) -> dict:
+    if spec == "null":
+        return {}
+    if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
+        return {"codec": config.sink.codec, "crf": config.sink.crf, "preset": config.sink.preset,
+                "side_by_side": config.sink.side_by_side}
+    return {"side_by_side": config.sink.side_by_side}
+
+
+class _Reporter:
+    """Advances the batch progress bar, or logs a stats line every few seconds for live input."""
+
+    def __init__(self, bar: tqdm, live: bool) -> None:
+        self.bar, self.live = bar, live
+        self.last = time.monotonic()
+        self.frames_at_last = 0
+
+    def __call__(self, frame: Frame, pipeline: Pipeline) -> None:
+        self.bar.update(1)
+        now = time.monotonic()
+        if self.live and now - self.last >= STATS_EVERY_S:
+            fps = (pipeline.written - self.frames_at_last) / (now - self.last)
+            latency = pipeline.clock.latencies().get("end_to_end", {})
+            dropped = pipeline.inbox.dropped + pipeline.outbox.dropped
+            logger.info(
+                f"{pipeline.written} frames, {fps:.1f} fps, latency p50 {latency.get('p50', 0):.0f} ms "
+                f"p99 {latency.get('p99', 0):.0f} ms, {dropped} dropped"
+            )
+            self.last, self.frames_at_last = now, pipeline.written
+
+
+def _write_summaries(summaries: list[Summary], path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(s) for s in summaries], indent=2) + "\n")
+    logger.info(f"summary: {path}")

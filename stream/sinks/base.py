@@ -1,0 +1,19 @@
+"""What the pipeline needs from an output, so that several kinds of sink can hang off one run."""
+
+from typing import Protocol
+
+from nirstream.stream.frame import Frame, StreamInfo
+
+
+class Sink(Protocol):
+    """An output of the pipeline.
+
+    ``close`` is idempotent and safe after an error: it flushes and finalises what was
+    written, so a recording stays playable however the run ended.
+    """
+
+    def open(self, info: StreamInfo) -> None: ...
+
+    def write(self, frame: Frame) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,43 @@
+"""Writing each colorized frame as its own image file, named by the frame index."""
+
+from pathlib import Path
+
+from nirstream.core.data.images import write_image
+from nirstream.core.errors import DataError
+from nirstream.stream.errors import SinkError
+from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.compose import output_image
+
+
+class ImageSequenceSink:
+    """One file per frame in ``folder``; ``pattern`` is formatted with ``index`` (the frame index).
+
+    The format follows the pattern's file ending (PNG by default, lossless). Every file is
+    complete when ``write`` returns, so there is nothing to finalise at close.
+    """
+
+    def __init__(self, folder: str | Path, *, pattern: str = "{index:06d}.png", side_by_side: bool = False) -> None:
+        self.folder = Path(folder)
+        self.pattern = pattern
+        self.side_by_side = side_by_side
+        self.frames_written = 0
+        self._bit_depth: int | None = None
+
+    def open(self, info: StreamInfo) -> None:
+        self._bit_depth = info.bit_depth
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SinkError(f"cannot create image folder {self.folder}: {error.strerror or error}") from error
+
+    def write(self, frame: Frame) -> None:
+        path = self.folder / self.pattern.format(index=frame.index)
+        image = output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth)
+        try:
+            write_image(path, image)
+        except DataError as error:
+            raise SinkError(str(error)) from error
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Nothing to finalise: each file was written whole."""

@@ -1,0 +1,177 @@
+"""Recording the colorized stream to a video file through PyAV (FFmpeg).
+
+MP4 and MOV are written fragmented (an empty ``moov`` up front, then a ``moof``+``mdat`` per
+keyframe interval of about one second), so a process killed at any point leaves a file that
+plays up to its last complete fragment. B-frames are off: the frames' own timestamps then
+reach the file unchanged (fragmented MP4 has no edit list to hide a B-frame delay) and the
+encoder holds back no frames, which keeps latency low.
+
+yuv420p needs even dimensions: an odd width or height is padded by one pixel, copying the
+last column or row, so a 641x479 input is stored as 642x480 and nothing is cropped or scaled.
+
+Timestamps: ``Frame.pts`` (seconds) is stored in a 1/90000 time base, relative to the first
+frame's, so the file's timeline starts at 0 and every interval between frames is kept. A
+frame without a pts is placed at index/fps; a timestamp that does not increase is moved one
+tick after the previous one, since the muxer needs strictly increasing timestamps.
+"""
+
+import errno
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from nirstream.stream.errors import SinkError
+from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.compose import output_image
+
+TIME_BASE = Fraction(1, 90000)
+"""The MPEG clock: fine enough for any camera timestamp, and exact for 30000/1001 fps."""
+
+FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+"""Muxer options for MP4/MOV: a fragment per keyframe, each handed to the OS once muxed."""
+
+DEFAULT_FPS = 30.0
+"""The nominal rate when the source does not know its own (an image folder, some cameras)."""
+
+
+class VideoSink:
+    """A video file (``.mp4``, ``.mov``, ``.mkv``), H.264 in yuv420p by default.
+
+    ``crf`` and ``preset`` are passed to the encoder as codec options (x264/x265 semantics).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        codec: str = "libx264",
+        crf: int = 23,
+        preset: str = "veryfast",
+        side_by_side: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.codec = codec
+        self.crf = crf
+        self.preset = preset
+        self.side_by_side = side_by_side
+        self.frames_written = 0
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._bit_depth: int | None = None
+        self._fps = DEFAULT_FPS
+        self._first_pts: float | None = None
+        self._last_ticks = -1
+        self._failed = False
+
+    def open(self, info: StreamInfo) -> None:
+        """Create the file, set up the encoder and write the header, so that a bad path or codec fails here."""
+        self._bit_depth = info.bit_depth
+        self._fps = info.fps if info.fps and info.fps > 0 else DEFAULT_FPS
+        width = info.width * (2 if self.side_by_side else 1)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            options = FRAGMENTED_MP4 if self.path.suffix.lower() in {".mp4", ".mov"} else {}
+            self._container = av.open(str(self.path), mode="w", options=options)
+            stream = self._container.add_stream(
+                self.codec,
+                rate=Fraction(self._fps).limit_denominator(1001),
+                options={"crf": str(self.crf), "preset": self.preset},
+            )
+            stream.width = _even(width)
+            stream.height = _even(info.height)
+            stream.pix_fmt = "yuv420p"
+            stream.time_base = TIME_BASE
+            stream.codec_context.time_base = TIME_BASE
+            stream.codec_context.max_b_frames = 0
+            stream.codec_context.gop_size = max(1, round(self._fps))
+            self._stream = stream
+            self._container.start_encoding()
+        except av.codec.codec.UnknownCodecError as error:
+            self._abandon()
+            raise SinkError(f"cannot write video {self.path}: unknown codec {self.codec!r}") from error
+        except (OSError, av.FFmpegError, ValueError) as error:
+            self._abandon()
+            raise SinkError(f"cannot write video {self.path}: {_reason(error)}") from error
+
+    def write(self, frame: Frame) -> None:
+        if self._container is None or self._stream is None:
+            raise SinkError(f"video sink {self.path} is not open")
+        image = _pad_to_even(output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth))
+        video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        video_frame.pts = self._ticks(frame)
+        video_frame.time_base = TIME_BASE
+        try:
+            self._encode(self._container, self._stream, video_frame)
+        except SinkError:
+            self.close()
+            raise
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Flush the encoder and finalise the file; after a failed write, keep what is already on disk."""
+        container, stream = self._container, self._stream
+        self._container = self._stream = None
+        if container is None or stream is None:
+            return
+        try:
+            if not self._failed:
+                self._encode(container, stream, None)
+        finally:
+            try:
+                container.close()
+            except (OSError, av.FFmpegError) as error:
+                if not self._failed:
+                    raise SinkError(f"cannot finish video {self.path}: {_reason(error)}") from error
+
+    def _ticks(self, frame: Frame) -> int:
+        """The frame's pts in TIME_BASE ticks from the first frame, strictly increasing."""
+        seconds = frame.pts if frame.pts is not None else frame.index / self._fps
+        if self._first_pts is None:
+            self._first_pts = seconds
+        ticks = max(round((seconds - self._first_pts) / TIME_BASE), self._last_ticks + 1)
+        self._last_ticks = ticks
+        return ticks
+
+    def _encode(self, container: av.container.OutputContainer, stream: av.video.stream.VideoStream, frame: av.VideoFrame | None) -> None:
+        """Encode one frame (None flushes the encoder) and mux its packets; a write error marks the sink failed."""
+        try:
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        except (OSError, av.FFmpegError) as error:
+            self._failed = True
+            raise SinkError(f"cannot write video {self.path}: {_reason(error)}") from error
+
+    def _abandon(self) -> None:
+        """Drop a file that failed before its header: it holds nothing worth keeping."""
+        container, self._container, self._stream = self._container, None, None
+        if container is None:
+            return
+        self._failed = True
+        try:
+            container.close()
+        except (OSError, av.FFmpegError):
+            pass
+        self.path.unlink(missing_ok=True)
+
+
+def _even(size: int) -> int:
+    return size + size % 2
+
+
+def _pad_to_even(image: np.ndarray) -> np.ndarray:
+    """Repeat the last row and/or column of an odd-sized image: yuv420p subsamples chroma 2x2."""
+    height, width = image.shape[:2]
+    if height % 2 == 0 and width % 2 == 0:
+        return image
+    return np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+
+
+def _reason(error: BaseException) -> str:
+    """A short cause for a one-line message: 'disk full' for ENOSPC, else the OS or FFmpeg text."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "disk full"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

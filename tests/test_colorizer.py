@@ -1,0 +1,204 @@
+"""The GPU stage on the CPU: normalisation, seamless tiling, and the Colorizer's frame interface."""
+
+import importlib.util
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_COLORMAMBA
+
+from nirstream.core.errors import ConfigError
+from nirstream.core.models import build_model
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig, Levels, Tiler, normalize, plan_tiles
+from nirstream.stream.frame import Frame
+
+CPU = torch.device("cpu")
+
+
+def test_fixed_levels_map_black_to_0_white_to_1_and_clip():
+    raw = torch.tensor([[100, 200, 300, 50, 1000]], dtype=torch.uint16)
+    out = normalize(raw, Levels(mode="fixed", black=100, white=300))
+    assert out.shape == (1, 1, 1, 5)
+    assert out.flatten().tolist() == pytest.approx([0.0, 0.5, 1.0, 0.0, 1.0])
+
+
+def test_default_levels_are_the_dtype_range():
+    raw8 = torch.tensor([[0, 255]], dtype=torch.uint8)
+    raw16 = torch.tensor([[0, 65535]], dtype=torch.uint16)
+    assert normalize(raw8, Levels()).flatten().tolist() == [0.0, 1.0]
+    assert normalize(raw16, Levels()).flatten().tolist() == [0.0, 1.0]
+
+
+def test_auto_levels_of_a_16_bit_frame_use_percentiles():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(1000, 3000, (120, 160)).astype(np.uint16)
+    frame.flat[:20] = 0  # hot and dead pixels beyond the percentiles
+    frame.flat[20:40] = 65535
+    black, white = np.percentile(frame, [0.5, 99.5], method="inverted_cdf")
+    out = normalize(torch.from_numpy(frame), Levels(mode="auto", low_pct=0.5, high_pct=99.5))[0, 0].numpy()
+    expected = np.clip((frame.astype(np.float64) - black) / (white - black), 0, 1)
+    assert np.abs(out - expected).max() < 1e-6
+    assert 1000 <= black < 1020 and 2980 < white <= 3000  # the outliers did not set the levels
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
+def test_flat_frame_is_finite(dtype):
+    raw = torch.full((2, 8, 9), 7, dtype=dtype)
+    for levels in (Levels(mode="auto"), Levels(mode="fixed", black=7, white=7.5)):
+        out = normalize(raw, levels)
+        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_bad_levels_are_config_errors():
+    with pytest.raises(ConfigError):
+        Levels(mode="gamma")
+    with pytest.raises(ConfigError):
+        Levels(black=10, white=10)
+
+
+@pytest.mark.parametrize("size", [(479, 641), (100, 50), (256, 256), (300, 1000), (33, 700)])
+@pytest.mark.parametrize("align,phase", [(1, (0, 0)), (8, (3, 5))])
+def test_pointwise_callable_through_tiles_reproduces_the_input(size, align, phase):
+    x = torch.rand(2, 1, *size)
+    out = Tiler(256, 64, 3, align)(lambda t: torch.cat([t, t * t], dim=1), x, phase)
+    assert out.shape == (2, 2, *size)
+    # Equal up to float32 rounding of the blend weights (they sum to 1 in float64).
+    assert (out[:, :1] - x).abs().max() < 1e-6
+    assert (out[:, 1:] - x * x).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("align,phase", [(1, (0, 0)), (8, (2, 6))])
+def test_blend_weights_sum_to_one_and_are_positive(align, phase):
+    plan = plan_tiles(479, 641, 128, 32, CPU, align, phase)
+    total = torch.zeros(plan.height, plan.width)
+    for (y, x), weight in zip(plan.boxes, plan.weights):
+        total[y : y + plan.tile_h, x : x + plan.tile_w] += weight[0]
+    assert (total - 1).abs().max() < 1e-6
+    assert plan.weights.min() > 0
+    assert all(y % align == 0 for y in plan.ys) and all(x % align == 0 for x in plan.xs)
+    assert plan.ys[-1] + plan.tile_h == plan.height and plan.xs[-1] + plan.tile_w == plan.width
+    overlaps = [a + plan.tile_w - b for a, b in zip(plan.xs, plan.xs[1:])]
+    assert min(overlaps) >= 32
+
+
+def test_smooth_local_callable_tiled_equals_whole_frame():
+    """A callable whose receptive field (7 px) fits in the overlap: the blend adds no seam.
+
+    Only a tile's outer 3 px differ from the whole-frame result (reflected, not real,
+    neighbours), and the Hann ramp gives them at most 1.5% of the weight: measured max
+    relative error 0.1%, mean below 1e-5.
+    """
+    torch.manual_seed(0)
+    weight = torch.rand(3, 1, 7, 7)
+
+    def smooth(t):
+        return F.conv2d(F.pad(t, (3, 3, 3, 3), mode="reflect"), weight)
+
+    x = F.avg_pool2d(torch.rand(1, 1, 300, 420), 5, 1, 2)
+    tiled, whole = Tiler(128, 32, 4)(smooth, x), smooth(x)
+    error = (tiled - whole).abs() / whole.abs().mean()
+    assert error.max() < 2e-3 and error.mean() < 1e-5
+
+
+@pytest.fixture
+def epfl_nir(epfl_root):
+    """One real high-resolution NIR photo, downscaled to 512 px wide to keep the test fast."""
+    nir = cv2.imread(str(epfl_root / "nir" / "0000.png"), cv2.IMREAD_UNCHANGED)
+    height = round(nir.shape[0] * 512 / nir.shape[1])
+    return cv2.resize(nir, (512, height), interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.data
+def test_tiled_colormamba_matches_whole_image_on_a_real_photo(epfl_nir):
+    """Tiles 256 with overlap 64 vs whole-image inference of a seeded random tiny ColorMamba.
+
+    Bound held: mean |tiled - whole| <= 1/255 over all pixels and channels (measured on
+    0000.png at 512x340: 0.34/255; without aligning tiles to the model's stride pattern it
+    was 11.5/255). No seam: at the tile-edge columns (rows), the mean |horizontal (vertical)
+    gradient| of the tiled output is at most 1.5x its mean over all columns (rows), and at most
+    1.05x the whole-image output's gradient on the same columns (measured 0.998 and 1.000):
+    the second ratio compares like with like, since image content alone varies by column.
+    """
+    torch.manual_seed(0)
+    model = build_model(TINY_COLORMAMBA).eval()
+    colorizer = Colorizer(model, ColorizerConfig(device="cpu", tile=256, overlap=64, tile_batch=4))
+    x = torch.from_numpy(epfl_nir).float().div(255)[None, None]
+    height, width = epfl_nir.shape
+    phase = colorizer._phase(height, width)
+    with torch.inference_mode():
+        whole = model(x)
+        tiled = colorizer._tiler(model, x, phase)
+    assert (tiled - whole).abs().mean() <= 1 / 255
+
+    plan = colorizer._tiler.plan(height, width, CPU, phase)
+    left, _, top, _ = plan.pad
+    for dim, starts, size, offset in [(3, plan.xs, width, left), (2, plan.ys, height, top)]:
+        edges = {s for s in starts[1:]} | {s + plan.tile_w for s in starts[:-1]}
+        seams = [e - offset - 1 for e in sorted(edges) if 0 < e - offset < size]  # diff k: k to k+1
+        assert seams
+
+        def profile(out, dim=dim):
+            return out.diff(dim=dim).abs().mean(dim=(0, 1, 5 - dim))
+
+        tiled_grad, whole_grad = profile(tiled), profile(whole)
+        assert tiled_grad[seams].mean() <= 1.5 * tiled_grad.mean()
+        assert tiled_grad[seams].mean() <= 1.05 * whole_grad[seams].mean()
+
+
+def _frame(index, nir):
+    return Frame(index=index, pts=index / 30, captured_at=time.monotonic(), nir=nir)
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return build_model(TINY_COLORMAMBA).eval()
+
+
+@pytest.mark.parametrize("dtype,levels", [(np.uint8, Levels()), (np.uint16, Levels(mode="auto"))])
+@pytest.mark.parametrize("tile", [0, 64])
+def test_colorize_returns_uint8_rgb_of_the_frame_size(tiny_model, dtype, levels, tile):
+    config = ColorizerConfig(device="cpu", tile=tile, overlap=16, levels=levels)
+    nir = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, (61, 97)).astype(dtype)
+    frame = Colorizer(tiny_model, config).colorize(_frame(0, nir))
+    assert frame.rgb.shape == (61, 97, 3) and frame.rgb.dtype == np.uint8
+    assert "colorized" in frame.timings and frame.rgb.std() > 0
+
+
+def test_run_is_lazy_and_in_order(tiny_model):
+    colorizer = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="bf16"))
+    pulled = []
+
+    def frames():
+        for i in range(4):
+            pulled.append(i)
+            yield _frame(i, np.full((40, 50), 10 * i, dtype=np.uint8))
+
+    stream = colorizer.run(frames())
+    first = next(stream)
+    assert first.index == 0 and pulled == [0]
+    assert [f.index for f in stream] == [1, 2, 3]
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="backend"):
+        ColorizerConfig(backend="onnx")
+    with pytest.raises(ConfigError, match="overlap"):
+        ColorizerConfig(tile=64, overlap=40)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is not None, reason="torch-tensorrt is installed")
+def test_tensorrt_backend_without_the_package_is_a_config_error(tiny_model):
+    with pytest.raises(ConfigError, match=r"pip install 'nirstream\[tensorrt\]'"):
+        Colorizer(tiny_model, ColorizerConfig(device="cpu", backend="tensorrt"))
+
+
+@pytest.mark.slow
+def test_compile_backend_on_cpu_matches_eager(tiny_model):
+    nir = np.random.default_rng(1).integers(0, 255, (64, 64)).astype(np.uint8)
+    eager = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0)).colorize(_frame(0, nir))
+    compiled = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, backend="compile")).colorize(_frame(0, nir))
+    assert np.abs(compiled.rgb.astype(int) - eager.rgb.astype(int)).max() <= 1

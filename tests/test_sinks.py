@@ -1,0 +1,328 @@
+"""Sinks: recorded video keeps frames, timestamps and colours; files survive errors and SIGKILL."""
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from nirstream.core.data.images import read_image
+from nirstream.stream.errors import SinkError
+from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks import (
+    ImageSequenceSink,
+    NullSink,
+    VideoSink,
+    WindowSink,
+    open_sink,
+    side_by_side,
+    sink_for_input,
+)
+from nirstream.stream.sinks import window as window_module
+
+RED = (230, 20, 20)
+
+
+def make_info(width: int = 64, height: int = 48, fps: float | None = 30.0, bit_depth: int = 8) -> StreamInfo:
+    return StreamInfo(name="test", width=width, height=height, fps=fps, bit_depth=bit_depth, live=False)
+
+
+def make_frame(index: int, pts: float | None, width: int = 64, height: int = 48, colour=RED) -> Frame:
+    nir = np.full((height, width), 100, np.uint8)
+    rgb = np.empty((height, width, 3), np.uint8)
+    rgb[:] = colour
+    return Frame(index=index, pts=pts, captured_at=0.0, nir=nir, rgb=rgb)
+
+
+def read_video(path: Path) -> tuple[list[float], list[np.ndarray], tuple[int, int]]:
+    """Decoded pts (seconds), RGB frames and (width, height) of the first video stream."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        size = (stream.codec_context.width, stream.codec_context.height)
+        times, images = [], []
+        for frame in container.decode(stream):
+            times.append(float(frame.pts * frame.time_base))
+            images.append(frame.to_ndarray(format="rgb24"))
+    return times, images, size
+
+
+def write_video(path: Path, frames: list[Frame], info: StreamInfo, **options) -> VideoSink:
+    sink = VideoSink(path, **options)
+    sink.open(info)
+    for frame in frames:
+        sink.write(frame)
+    sink.close()
+    return sink
+
+
+@pytest.mark.parametrize("width, height", [(64, 48), (641, 479)])
+def test_video_keeps_frames_timestamps_and_colour(tmp_path, width, height):
+    # Irregular intervals (a dropped frame, jitter) must survive, not be re-timed to 30 fps.
+    pts = [10.0, 10.033, 10.067, 10.2, 10.2334, 10.3, 10.35, 10.4]
+    frames = [make_frame(i, t, width, height) for i, t in enumerate(pts)]
+    path = tmp_path / "out.mp4"
+    write_video(path, frames, make_info(width, height))
+    times, images, size = read_video(path)
+    assert len(times) == len(pts)
+    assert size == (width + width % 2, height + height % 2)
+    # The file's timeline starts at 0: intervals are kept to the 1/90000 tick.
+    np.testing.assert_allclose(times, np.array(pts) - pts[0], atol=1.5 / 90000)
+    centre = images[-1][height // 2, width // 2].astype(int)
+    assert centre[0] > 180 and centre[1] < 70 and centre[2] < 70, centre
+
+
+def test_video_without_pts_uses_index_over_fps_and_keeps_order(tmp_path):
+    frames = [make_frame(i, None) for i in range(5)] + [make_frame(5, None)]
+    frames[5].index = 4  # a repeated index must still give a strictly later timestamp
+    path = tmp_path / "out.mp4"
+    write_video(path, frames, make_info(fps=25.0))
+    times, _, _ = read_video(path)
+    assert len(times) == 6
+    np.testing.assert_allclose(times[:5], [i / 25 for i in range(5)], atol=1.5 / 90000)
+    assert times[5] > times[4]
+
+
+def test_video_side_by_side_and_16_bit_nir(tmp_path):
+    frame = make_frame(0, 0.0)
+    frame.nir = np.full((48, 64), 4095, np.uint16)  # 12-bit white
+    path = tmp_path / "sbs.mkv"
+    write_video(path, [frame], make_info(bit_depth=12), side_by_side=True)
+    _, images, size = read_video(path)
+    assert size == (128, 48)
+    left, right = images[0][24, 16].astype(int), images[0][24, 100].astype(int)
+    assert left.min() > 235  # 4095 at 12 bits is white, not 1/16 gray
+    assert right[0] > 180 and right[2] < 70
+
+
+def test_side_by_side_shape_and_scaling():
+    frame = make_frame(0, 0.0, width=5, height=3)
+    frame.nir = np.full((3, 5), 65535, np.uint16)
+    image = side_by_side(frame)
+    assert image.shape == (3, 10, 3) and image.dtype == np.uint8
+    assert (image[:, :5] == 255).all()
+    assert (image[:, 5:] == RED).all()
+    frame.rgb = None
+    assert (side_by_side(frame)[:, 5:] == 255).all()  # not yet colorized: NIR on both halves
+
+
+def test_close_is_idempotent_and_safe_before_open(tmp_path):
+    sink = VideoSink(tmp_path / "x.mp4")
+    sink.close()
+    write_video(tmp_path / "y.mp4", [make_frame(0, 0.0)], make_info()).close()
+    assert len(read_video(tmp_path / "y.mp4")[0]) == 1
+
+
+def test_unwritable_path_is_a_sink_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SinkError, match="cannot write video"):
+        VideoSink(blocker / "sub" / "out.mp4").open(make_info())
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o500)
+    try:
+        if os.access(readonly, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(SinkError, match=str(readonly)):
+            VideoSink(readonly / "out.mp4").open(make_info())
+    finally:
+        readonly.chmod(0o700)
+
+
+def test_unknown_codec_is_a_sink_error(tmp_path):
+    path = tmp_path / "out.mp4"
+    with pytest.raises(SinkError, match="unknown codec 'nosuchcodec'"):
+        VideoSink(path, codec="nosuchcodec").open(make_info())
+    assert not path.exists()
+
+
+class FullDisk:
+    """Stands in for the output container: muxes ``room`` packets, then fails as a full disk does."""
+
+    def __init__(self, container, room: int) -> None:
+        self._container = container
+        self.room = room
+
+    def mux(self, packet) -> None:
+        if self.room == 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= 1
+        self._container.mux(packet)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def test_full_disk_is_a_sink_error_and_keeps_what_was_written(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = VideoSink(path)
+    sink.open(make_info())
+    for i in range(40):  # past the first keyframe interval: one fragment is complete
+        sink.write(make_frame(i, i / 30))
+    sink._container = FullDisk(sink._container, room=0)
+    with pytest.raises(SinkError, match="disk full") as caught:
+        for i in range(40, 200):
+            sink.write(make_frame(i, i / 30))
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    sink.close()  # after the error: nothing more to do, and no second error
+    times, _, _ = read_video(path)
+    assert 0 < len(times) <= sink.frames_written
+
+
+def test_killed_writer_leaves_a_playable_file(tmp_path):
+    path = tmp_path / "killed.mp4"
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import numpy as np
+        from nirstream.stream.frame import Frame, StreamInfo
+        from nirstream.stream.sinks import VideoSink
+        sink = VideoSink({str(path)!r})
+        sink.open(StreamInfo("t", 64, 48, 30.0, 8, False))
+        rgb = np.zeros((48, 64, 3), np.uint8)
+        nir = np.zeros((48, 64), np.uint8)
+        i = 0
+        while True:
+            rgb[:] = (i * 7) % 256
+            sink.write(Frame(i, i / 30, 0.0, nir, rgb))
+            i += 1
+            if i == 100:  # a little over 3 s of video
+                print("written", flush=True)
+            if i > 100:
+                time.sleep(0.01)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "written"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    times, _, _ = read_video(path)
+    assert 0 < len(times) <= 200
+    np.testing.assert_allclose(times, [i / 30 for i in range(len(times))], atol=1.5 / 90000)
+
+
+def test_normal_close_keeps_every_frame(tmp_path):
+    path = tmp_path / "all.mp4"
+    write_video(path, [make_frame(i, i / 30) for i in range(100)], make_info())
+    assert len(read_video(path)[0]) == 100
+
+
+def test_image_sequence_names_and_content(tmp_path):
+    folder = tmp_path / "frames"
+    sink = ImageSequenceSink(folder)
+    sink.open(make_info())
+    for i in (3, 4, 7):
+        sink.write(make_frame(i, None))
+    sink.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["000003.png", "000004.png", "000007.png"]
+    assert (read_image(folder / "000007.png") == RED).all()
+
+    sbs = ImageSequenceSink(tmp_path / "sbs", pattern="f{index}.jpg", side_by_side=True)
+    sbs.open(make_info())
+    sbs.write(make_frame(1, None))
+    assert read_image(tmp_path / "sbs" / "f1.jpg").shape == (48, 128, 3)
+
+
+def test_image_sequence_unwritable_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SinkError, match="cannot create image folder"):
+        ImageSequenceSink(blocker / "frames").open(make_info())
+
+
+def test_null_sink_counts():
+    sink = NullSink()
+    sink.open(make_info())
+    for i in range(5):
+        sink.write(make_frame(i, None))
+    sink.close()
+    assert sink.frames_written == 5
+
+
+def test_window_without_display(monkeypatch):
+    monkeypatch.setattr(window_module.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    with pytest.raises(SinkError, match="^no display available for the window sink$"):
+        WindowSink().open(make_info())
+
+
+def test_window_when_opencv_has_no_gui(monkeypatch):
+    monkeypatch.setenv("DISPLAY", ":0")
+
+    def no_gui(*args):
+        raise cv2.error("The function is not implemented")
+
+    monkeypatch.setattr(window_module.cv2, "namedWindow", no_gui)
+    with pytest.raises(SinkError, match="no display available"):
+        WindowSink().open(make_info())
+
+
+class FakeGui:
+    """OpenCV's window functions, scripted: a queue of keys and whether the window is still visible."""
+
+    def __init__(self, monkeypatch, keys: list[int], visible: bool = True) -> None:
+        self.keys, self.visible, self.shown = list(keys), visible, []
+        monkeypatch.setenv("DISPLAY", ":0")
+        for name, function in {
+            "namedWindow": lambda *a: None,
+            "imshow": lambda title, image: self.shown.append(image),
+            "waitKey": lambda delay: self.keys.pop(0) if self.keys else -1,
+            "getWindowProperty": lambda *a: 1.0 if self.visible else 0.0,
+            "destroyWindow": lambda *a: None,
+        }.items():
+            monkeypatch.setattr(window_module.cv2, name, function)
+
+
+def test_window_quits_on_q(monkeypatch):
+    gui = FakeGui(monkeypatch, keys=[-1, ord("a"), ord("q") | 0x100000])
+    sink = WindowSink()
+    sink.open(make_info())
+    sink.write(make_frame(0, None))
+    sink.write(make_frame(1, None))
+    assert not sink.quit_requested
+    sink.write(make_frame(2, None))
+    assert sink.quit_requested
+    sink.close()
+    sink.close()
+    assert gui.shown[0].shape == (48, 128, 3)
+    assert tuple(gui.shown[0][0, 100]) == RED[::-1]  # BGR for OpenCV
+
+
+def test_window_quits_when_closed(monkeypatch):
+    gui = FakeGui(monkeypatch, keys=[])
+    sink = WindowSink(side_by_side=False)
+    sink.open(make_info())
+    sink.write(make_frame(0, None))
+    assert not sink.quit_requested
+    gui.visible = False
+    sink.write(make_frame(1, None))
+    assert sink.quit_requested
+    assert gui.shown[0].shape == (48, 64, 3)
+
+
+def test_open_sink_specs(tmp_path):
+    assert isinstance(open_sink("null", side_by_side=True), NullSink)
+    assert isinstance(open_sink("window"), WindowSink)
+    video = open_sink(str(tmp_path / "a.MOV"), crf=30)
+    assert isinstance(video, VideoSink) and video.crf == 30
+    assert isinstance(open_sink(str(tmp_path)), ImageSequenceSink)
+    assert isinstance(open_sink("new/folder/"), ImageSequenceSink)
+    with pytest.raises(SinkError, match="unknown sink"):
+        open_sink(str(tmp_path / "out.avi"))
+
+
+def test_sink_for_input(tmp_path):
+    assert sink_for_input("out/", "drives/drive1.mp4") == str(Path("out") / "drive1.mp4")
+    assert sink_for_input(str(tmp_path), "cam0") == str(tmp_path / "cam0.mp4")
+    assert sink_for_input("null", "drive1.mp4") == "null"
+    assert sink_for_input("one.mp4", "drive1.mp4") == "one.mp4"

@@ -1,0 +1,359 @@
+"""Sources on inputs the tests make themselves: videos written with PyAV, images, a fake camera."""
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from nirstream.core.data.images import write_image
+from nirstream.stream.errors import SourceError
+from nirstream.stream.sources import (
+    CameraSource,
+    ImageSource,
+    TestSource,
+    VideoSource,
+    expand_inputs,
+    open_source,
+)
+from nirstream.stream.sources import camera as camera_module
+from nirstream.stream.sources.camera import camera_frame_to_nir
+
+RATE = 25
+
+
+def write_video(path: Path, codec: str, pix_fmt: str, frames: list[np.ndarray], options: dict | None = None) -> None:
+    """Encode gray frames (uint8 or uint16) at RATE fps with pts 0, 1, 2... in 1/RATE units."""
+    height, width = frames[0].shape
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=RATE, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = Fraction(1, RATE)
+        for index, pixels in enumerate(frames):
+            if pix_fmt == "yuv420p":
+                frame = av.VideoFrame(width, height, "yuv420p")
+                line = frame.planes[0].line_size
+                frame.planes[0].update(np.pad(pixels, ((0, 0), (0, line - width))).tobytes())
+                for plane in frame.planes[1:]:
+                    plane.update(np.full(plane.buffer_size, 128, np.uint8).tobytes())
+            else:
+                frame = av.VideoFrame.from_ndarray(pixels, format=pix_fmt)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def random_frames(count: int, width: int, height: int, high: int, dtype: type) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, high + 1, (height, width)).astype(dtype) for _ in range(count)]
+    frames[0][0, :2] = (0, high)  # the full range, so a limited-range rescale would show
+    return frames
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list[np.ndarray]]]:
+    root = tmp_path_factory.mktemp("videos")
+    made = {}
+    lossless = {"qp": "0"}
+    for name, codec, pix_fmt, width, high, dtype, options in [
+        ("gray8.mp4", "libx264", "gray", 641, 255, np.uint8, lossless),
+        ("yuv420p.mp4", "libx264", "yuv420p", 642, 255, np.uint8, lossless),  # 4:2:0 needs an even width
+        ("gray16.mkv", "ffv1", "gray16le", 641, 65535, np.uint16, {}),
+        ("gray10.mkv", "ffv1", "gray10le", 641, 1023, np.uint16, {}),
+    ]:
+        frames = random_frames(5, width, 479 + (width % 2 == 0), high, dtype)
+        write_video(root / name, codec, pix_fmt, frames, options)
+        made[name] = (root / name, frames)
+    return made
+
+
+@pytest.mark.parametrize("name", ["gray8.mp4", "yuv420p.mp4", "gray16.mkv", "gray10.mkv"])
+def test_video_frames_values_and_timestamps_survive(videos, name: str) -> None:
+    path, written = videos[name]
+    with VideoSource(path) as source:
+        frames = list(source)
+        info = source.info
+    height, width = written[0].shape
+    assert (info.width, info.height, info.fps, info.live) == (width, height, RATE, False)
+    assert info.bit_depth == (8 if written[0].dtype == np.uint8 else 16)
+    assert len(frames) == len(written)
+    assert [frame.pts for frame in frames] == pytest.approx([i / RATE for i in range(len(written))])
+    assert [frame.index for frame in frames] == list(range(len(written)))
+    for frame, expected in zip(frames, written):
+        assert frame.nir.dtype == expected.dtype and frame.nir.shape == (height, width)
+        np.testing.assert_array_equal(frame.nir, expected)
+        assert frame.source == name and frame.timings["captured"] == frame.captured_at
+    assert frames[0].nir.max() == written[0].max() and frames[0].nir.min() == 0
+
+
+def test_video_of_rgb_frames_becomes_one_channel(tmp_path: Path) -> None:
+    gray = random_frames(2, 32, 24, 255, np.uint8)
+    path = tmp_path / "rgb.mkv"
+    height, width = gray[0].shape
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=RATE)
+        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+        for index, pixels in enumerate(gray):
+            frame = av.VideoFrame.from_ndarray(np.repeat(pixels[:, :, None], 3, axis=2), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with VideoSource(path) as source:
+        frames = [frame.nir for frame in source]
+    assert len(frames) == 2
+    np.testing.assert_array_equal(frames[1], gray[1])
+
+
+def test_missing_and_corrupt_videos_give_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="input not found") as missing:
+        VideoSource(tmp_path / "nope.mp4")
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(20_000))
+    with pytest.raises(SourceError, match="junk.mp4.*not a video|not a video.*junk.mp4") as corrupt:
+        VideoSource(junk)
+    for error in (missing, corrupt):
+        assert "\n" not in str(error.value)
+
+
+def test_truncated_video_is_an_error_or_ends_early(tmp_path: Path, videos) -> None:
+    """Defined behaviour: a cut-off MP4 whose index is at the end fails to open; one with its index
+    first (faststart) fails with 'decoded X of N'; a cut-off MKV yields its complete frames."""
+    frames = random_frames(20, 64, 48, 255, np.uint8)
+    faststart = tmp_path / "faststart.mp4"
+    with av.open(str(faststart), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=RATE, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray"
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="gray")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+    def cut(path: Path) -> Path:
+        data = path.read_bytes()
+        cut_path = tmp_path / f"cut_{path.name}"
+        cut_path.write_bytes(data[: len(data) // 2])
+        return cut_path
+
+    with pytest.raises(SourceError, match=r"truncated video: decoded \d+ of 20 frames"):
+        with VideoSource(cut(faststart)) as source:
+            list(source)
+    with pytest.raises(SourceError, match="not a video or corrupt header"):
+        VideoSource(cut(videos["gray8.mp4"][0]))
+    path, written = videos["gray16.mkv"]
+    with VideoSource(cut(path)) as source:
+        decoded = [frame.nir for frame in source]
+    assert 0 < len(decoded) < len(written)
+    for nir, expected in zip(decoded, written):
+        np.testing.assert_array_equal(nir, expected)
+
+
+def test_corrupt_data_in_the_middle_names_the_frame(tmp_path: Path, videos) -> None:
+    data = bytearray(videos["gray8.mp4"][0].read_bytes())
+    quarter = len(data) // 4
+    data[quarter : 2 * quarter] = np.random.default_rng(1).bytes(quarter)
+    path = tmp_path / "middle.mp4"
+    path.write_bytes(bytes(data))
+    with pytest.raises(SourceError, match=r"middle.mp4: corrupt or truncated video after frame \d+") as error:
+        with VideoSource(path) as source:
+            list(source)
+    assert "\n" not in str(error.value)
+
+
+def test_file_without_video_stream(tmp_path: Path) -> None:
+    path = tmp_path / "audio.wav"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with pytest.raises(SourceError, match="no video stream"):
+        VideoSource(path)
+
+
+def test_image_folder_keeps_depth_and_reduces_channels(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    eight = tmp_path / "eight"
+    gray = rng.integers(0, 256, (24, 32), dtype=np.uint8)
+    write_image(eight / "frame_10.png", gray)
+    write_image(eight / "frame_2.png", gray[::-1].copy())
+    flat = np.full((24, 32), 77, np.uint8)
+    write_image(eight / "frame_3.jpg", np.stack([flat] * 3, axis=2))
+    (eight / "notes.txt").write_text("not an image")
+    with ImageSource(eight, fps=10) as source:
+        frames = list(source)
+        assert (source.info.width, source.info.height, source.info.bit_depth) == (32, 24, 8)
+        assert source.info.frame_count == 3
+    assert [frame.pts for frame in frames] == pytest.approx([0.0, 0.1, 0.2])
+    np.testing.assert_array_equal(frames[0].nir, gray[::-1])  # natural order: 2, 3, 10
+    assert frames[1].nir.ndim == 2 and abs(int(frames[1].nir.mean()) - 77) <= 1
+    np.testing.assert_array_equal(frames[2].nir, gray)
+
+    sixteen = tmp_path / "sixteen"
+    deep = rng.integers(256, 65536, (24, 32)).astype(np.uint16)
+    write_image(sixteen / "a.png", deep)
+    write_image(sixteen / "b.tif", deep)
+    with ImageSource(str(sixteen / "*")) as source:
+        frames = list(source)
+        assert source.info.bit_depth == 16
+    assert all(frame.nir.dtype == np.uint16 for frame in frames) and len(frames) == 2
+    np.testing.assert_array_equal(frames[1].nir, deep)
+
+
+def test_image_source_errors(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    write_image(tmp_path / "b.png", np.zeros((8, 9), np.uint8))
+    with pytest.raises(SourceError, match=r"b.png is 9x8 but the sequence is 8x8"):
+        list(ImageSource(tmp_path))
+    write_image(tmp_path / "deep" / "a.png", np.zeros((8, 8), np.uint8))
+    write_image(tmp_path / "deep" / "b.png", np.zeros((8, 8), np.uint16))
+    with pytest.raises(SourceError, match="same bit depth"):
+        list(ImageSource(tmp_path / "deep"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="no PNG/TIFF/JPEG images"):
+        ImageSource(tmp_path / "empty")
+    with pytest.raises(SourceError, match="no images match"):
+        ImageSource(str(tmp_path / "*.jpg"))
+    with pytest.raises(SourceError, match="input not found"):
+        ImageSource([tmp_path / "missing.png"])
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(SourceError, match="cannot decode image"):
+        ImageSource([tmp_path / "broken.png"])
+
+
+def test_testsrc_is_deterministic_and_moves() -> None:
+    first = [frame.nir for frame in TestSource(64, 48, frames=4)]
+    again = [frame.nir for frame in TestSource(64, 48, frames=4)]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], first[3])
+    assert first[0].dtype == np.uint8 and first[0].shape == (48, 64)
+    deep = TestSource(64, 48, frames=1, bit_depth=16)
+    assert deep.info.bit_depth == 16 and next(iter(deep)).nir.max() > 255
+
+
+def test_testsrc_realtime_paces_at_fps() -> None:
+    source = TestSource(32, 24, fps=50, frames=3, live=True, realtime=True)
+    start = time.monotonic()
+    frames = list(source)
+    assert time.monotonic() - start >= 0.04 - 1e-3
+    gaps = np.diff([frame.captured_at for frame in frames])
+    assert np.all(gaps >= 0.02 - 2e-3)
+    assert source.info.live
+
+
+class FakeCapture:
+    """A cv2.VideoCapture stand-in: opens or not, then reads a scripted list of results."""
+
+    def __init__(self, opened: bool, reads: list[np.ndarray | None]) -> None:
+        self.opened, self.reads, self.props, self.released = opened, list(reads), {}, False
+
+    def isOpened(self) -> bool:
+        return self.opened
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        image = self.reads.pop(0) if self.reads else None
+        return image is not None, image
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = value
+        return True
+
+    def get(self, prop: int) -> float:
+        return {cv2.CAP_PROP_FPS: 30.0}.get(prop, self.props.get(prop, 0.0))
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_camera_reconnects_with_backoff_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    image = np.full((4, 6), 9, np.uint8)
+    captures = [
+        FakeCapture(True, [image, image, None]),  # two frames, then the cable is pulled
+        FakeCapture(False, []),  # attempt 1: device gone
+        FakeCapture(True, [image, None]),  # attempt 2: back, one frame, gone again
+        *[FakeCapture(False, []) for _ in range(3)],  # attempts 1-3 after the second loss
+    ]
+    opened = list(captures)
+    sleeps: list[float] = []
+    monkeypatch.setattr(camera_module.time, "sleep", sleeps.append)
+    source = CameraSource(0, pixel_format="GREY", reconnect_tries=3, backoff_s=0.1, capture=lambda _: opened.pop(0))
+    assert source.info == source.info.__class__("camera 0", 6, 4, 30.0, 8, True)
+    assert captures[0].props[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter.fourcc(*"GREY")
+    assert captures[0].props[cv2.CAP_PROP_CONVERT_RGB] == 0
+    frames = []
+    with pytest.raises(SourceError, match="^camera 0 disconnected; gave up after 3 reconnect attempts$"):
+        for frame in source:
+            frames.append(frame)
+    assert [frame.index for frame in frames] == [0, 1, 2]
+    assert sleeps == pytest.approx([0.1, 0.2, 0.1, 0.2, 0.4])
+    assert all(capture.released for capture in captures)
+
+
+def test_camera_not_found() -> None:
+    with pytest.raises(SourceError, match="camera 3 not found"):
+        CameraSource(3, capture=lambda _: FakeCapture(False, []))
+
+
+def test_camera_frames_become_one_channel_at_their_depth() -> None:
+    bgr = np.stack([np.arange(12, dtype=np.uint8).reshape(3, 4)] * 3, axis=2)
+    np.testing.assert_array_equal(camera_frame_to_nir(bgr, 4, 3), bgr[:, :, 0])
+    deep = np.arange(12, dtype=np.uint16).reshape(3, 4) * 5000
+    np.testing.assert_array_equal(camera_frame_to_nir(deep, 4, 3), deep)
+    raw_y16 = deep.astype("<u2").view(np.uint8).reshape(1, -1)
+    converted = camera_frame_to_nir(raw_y16, 4, 3)
+    assert converted.dtype == np.uint16
+    np.testing.assert_array_equal(converted, deep)
+    np.testing.assert_array_equal(camera_frame_to_nir(bgr[:, :, 0].reshape(1, -1), 4, 3), bgr[:, :, 0])
+
+
+def test_open_source_dispatch(tmp_path: Path, videos, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = open_source("testsrc:320x240@50", frames=2)
+    assert isinstance(source, TestSource) and (source.info.width, source.info.height, source.info.fps) == (320, 240, 50)
+    assert isinstance(open_source("testsrc"), TestSource)
+
+    devices = []
+
+    def fake_camera(device: int | str, **options: object) -> str:
+        devices.append(device)
+        return "camera"
+
+    monkeypatch.setattr("nirstream.stream.sources.CameraSource", fake_camera)
+    for spec in ("cam0", "0", "/dev/video2"):
+        assert open_source(spec) == "camera"
+    assert devices == [0, 0, "/dev/video2"]
+
+    urls = []
+    monkeypatch.setattr("nirstream.stream.sources.VideoSource", lambda spec, **options: urls.append(spec) or "video")
+    for url in ("rtsp://127.0.0.1:8554/cam", "http://127.0.0.1/x.mjpg", "https://host/x.m3u8"):
+        assert open_source(url) == "video"
+    assert open_source(str(videos["gray8.mp4"][0])) == "video"
+    monkeypatch.undo()
+
+    write_image(tmp_path / "img" / "a.png", np.zeros((8, 8), np.uint8))
+    write_image(tmp_path / "img" / "b.png", np.zeros((8, 8), np.uint8))
+    assert isinstance(open_source(str(tmp_path / "img")), ImageSource)
+    assert isinstance(open_source(str(tmp_path / "img" / "a.png")), ImageSource)
+    assert open_source(str(tmp_path / "img" / "*.png")).info.frame_count == 2
+    with open_source(str(videos["gray16.mkv"][0])) as video:
+        assert isinstance(video, VideoSource) and video.info.bit_depth == 16
+    with pytest.raises(SourceError, match="^input not found: .*missing.mp4$"):
+        open_source(str(tmp_path / "missing.mp4"))
+    with pytest.raises(SourceError, match="input not found: no files match"):
+        open_source(str(tmp_path / "*.avi"))
+
+
+def test_expand_inputs_splits_a_glob_of_videos(videos) -> None:
+    root = videos["gray8.mp4"][0].parent
+    assert expand_inputs(str(root / "*.mkv")) == [str(root / "gray10.mkv"), str(root / "gray16.mkv")]
+    assert expand_inputs("testsrc") == ["testsrc"]
+    assert expand_inputs(str(root / "gray8.mp4")) == [str(root / "gray8.mp4")]
+    with pytest.raises(SourceError, match="matches 4 videos"):
+        open_source(str(root / "*"))
+    single = open_source(str(root / "gray16*.mkv"))
+    assert isinstance(single, VideoSource)
+    single.close()
