@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_pipeline(args: argparse.Namespace) -> None:
+def run_pipeline(args: argparse.Namespace) -> int:
     from nirstream.stream.config import load_run_config
     from nirstream.stream.run import run
 
@@ -101,7 +101,10 @@ def run_pipeline(args: argparse.Namespace) -> None:
         config.weights = args.weights
     if args.max_frames is not None:
         config.max_frames = args.max_frames
-    run(args.source, args.sinks or ["null"], config, summary_json=args.summary_json)
+    summaries = run(args.source, args.sinks or ["null"], config, summary_json=args.summary_json)
+    if any(summary.interrupted for summary in summaries):
+        return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> None:
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from nirstream.core.errors import NirstreamError
 
     try:
-        args.handler(args)
+        code = args.handler(args)
     except KeyboardInterrupt:
         print("nirstream: interrupted", file=sys.stderr)
         return 130
@@ -160,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nirstream: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 def _non_negative(text: str) -> int:

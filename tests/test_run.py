@@ -1,0 +1,93 @@
+"""``nirstream run`` end to end: generated videos in, playable colorized videos out."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from nirstream.core.models import build_model
+from nirstream.core.weights import save_weights
+from nirstream.stream.cli import main
+
+from conftest import TINY_COLORMAMBA
+from test_sources import RATE, random_frames, write_video
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return save_weights(build_model(dict(TINY_COLORMAMBA)), tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def read_back(path: Path) -> tuple[list[float], tuple[int, int]]:
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    return [float(f.pts * f.time_base) for f in frames], (frames[0].width, frames[0].height)
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "pix_fmt", "high", "dtype", "options"),
+    [
+        ("gray8.mp4", "libx264", "gray", 255, np.uint8, {"qp": "0"}),
+        ("gray16.mkv", "ffv1", "gray16le", 65535, np.uint16, {}),
+    ],
+)
+def test_n_frames_in_give_n_frames_out_with_the_same_timestamps(tmp_path, weights, name, codec, pix_fmt, high, dtype, options):
+    source = tmp_path / name
+    write_video(source, codec, pix_fmt, random_frames(9, 641, 479, high, dtype), options)
+    out, summary = tmp_path / "out.mp4", tmp_path / "summary.json"
+    code = main(["run", "--source", str(source), "--sink", str(out), "--weights", str(weights),
+                 "--summary-json", str(summary)])
+    assert code == 0
+    stamps, size = read_back(out)
+    assert stamps == pytest.approx([i / RATE for i in range(9)], abs=2e-5)
+    assert size == (642, 480)  # 4:2:0 H.264 needs even sizes: one repeated row and column
+    report = json.loads(summary.read_text())[0]
+    assert report["captured"] == report["written"] == 9 and report["dropped"] == {"capture->colorize": 0, "colorize->sinks": 0}
+
+
+def test_a_glob_of_drives_goes_to_one_file_each(tmp_path, weights):
+    for index in range(2):
+        write_video(tmp_path / f"drive{index}.mp4", "libx264", "gray", random_frames(3, 64, 48, 255, np.uint8), {"qp": "0"})
+    code = main(["run", "--source", str(tmp_path / "drive*.mp4"), "--sink", str(tmp_path / "out") + "/",
+                 "--weights", str(weights)])
+    assert code == 0
+    for index in range(2):
+        assert len(read_back(tmp_path / "out" / f"drive{index}.mp4")[0]) == 3
+
+
+def test_corrupt_and_missing_inputs_are_one_line_errors(tmp_path, weights, capsys):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(4096))
+    for source in (corrupt, tmp_path / "missing.mp4"):
+        assert main(["run", "--source", str(source), "--sink", "null", "--weights", str(weights)]) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("nirstream: error:") and source.name in err[0]
+    assert main(["run", "--source", "testsrc", "--sink", "null", "--set", "engine.tiles=3"]) != 0
+    assert "engine.tiles" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigint_mid_run_leaves_a_playable_file_with_every_processed_frame(tmp_path, weights):
+    out, summary = tmp_path / "out.mp4", tmp_path / "summary.json"
+    command = [sys.executable, "-m", "nirstream.stream.cli", "run", "--source", "testsrc:160x128@30",
+               "--sink", str(out), "--weights", str(weights), "--summary-json", str(summary)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    written = json.loads(summary.read_text())[0]["written"]
+    stamps, _ = read_back(out)
+    assert written > 0 and len(stamps) == written
+    assert stamps == pytest.approx([i / 30 for i in range(written)], abs=2e-5)
