@@ -192,9 +192,9 @@ class Colorizer:
         with torch.inference_mode():
             x = normalize(raw, self.config.levels)
             with autocast:
-                if self._tiler is not None:
+                if self._tiler is not None and max(x.shape[-2:]) > self.config.tile:
                     rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
-                else:
+                else:  # a frame within one tile runs whole: the same result, without padding work
                     rgb = self._forward(x)
             return rgb[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
 

@@ -5,6 +5,7 @@ kind of input needs nothing more than this class and an entry in :func:`open_sou
 """
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -13,13 +14,14 @@ import numpy as np
 from nirstream.stream.frame import Frame, StreamInfo
 
 
-class Source:
+class Source(ABC):
     """Base of all inputs: subclasses set ``info`` in their constructor and implement ``__iter__``."""
 
     info: StreamInfo
 
+    @abstractmethod
     def __iter__(self) -> Iterator[Frame]:
-        raise NotImplementedError
+        """Yield frames until the input ends (files) or is closed (live sources)."""
 
     def close(self) -> None:
         """Release the file, device or connection; safe to call more than once."""
