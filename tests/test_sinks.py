@@ -326,3 +326,10 @@ def test_sink_for_input(tmp_path):
     assert sink_for_input(str(tmp_path), "cam0") == str(tmp_path / "cam0.mp4")
     assert sink_for_input("null", "drive1.mp4") == "null"
     assert sink_for_input("one.mp4", "drive1.mp4") == "one.mp4"
+
+
+def test_sink_for_input_leaves_a_preview_address_alone():
+    from nirstream.stream.sinks import sink_for_input
+
+    assert sink_for_input("http://127.0.0.1:8080/", "drive1.mp4") == "http://127.0.0.1:8080/"
+    assert sink_for_input("preview:9000", "drive1.mp4") == "preview:9000"

@@ -1,7 +1,18 @@
-"""The GPU stage: NIR normalisation, tiling, precision and backends, temporal smoothing."""
+"""The GPU stage: NIR normalisation, tiling, precision and backends, fast mode, temporal smoothing."""
 
-from .colorizer import Colorizer, ColorizerConfig
+from .colorizer import Colorizer, ColorizerConfig, TemporalConfig
 from .normalize import Levels, normalize
+from .temporal import ChromaSmoother, flicker
 from .tiling import Tiler, plan_tiles
 
-__all__ = ["Colorizer", "ColorizerConfig", "Levels", "Tiler", "normalize", "plan_tiles"]
+__all__ = [
+    "ChromaSmoother",
+    "Colorizer",
+    "ColorizerConfig",
+    "Levels",
+    "TemporalConfig",
+    "Tiler",
+    "flicker",
+    "normalize",
+    "plan_tiles",
+]

@@ -29,10 +29,22 @@ from nirstream.core.models.colormamba import pad_with_margin
 from nirstream.stream.frame import Frame
 
 from .normalize import Levels, normalize
+from .guided import downscale, guided_upsample
+from .temporal import ChromaSmoother
 from .tiling import Tiler, check_tiling
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 TENSORRT_MISSING = "backend tensorrt needs torch-tensorrt (pip install 'nirstream[tensorrt]')"
+
+
+@dataclass
+class TemporalConfig:
+    """Chroma smoothing across frames: an exponential average that resets on cuts and follows motion."""
+
+    enabled: bool = False
+    alpha: float = 0.6
+    cut_threshold: float = 0.1
+    motion_threshold: float = 0.05
 
 
 @dataclass
@@ -43,6 +55,9 @@ class ColorizerConfig:
     fp32). ``tile`` 0 runs whole frames; otherwise tiles of ``tile × tile`` overlapping by
     ``overlap``, ``tile_batch`` per model call. ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
+    ``temporal`` smooths chroma across frames (off by default; :mod:`.temporal`).
+    ``fast_scale`` below 1 is the fast mode: the model runs on the frame scaled by it and a
+    guided upsampling restores full-resolution detail from the NIR (:mod:`.guided`).
     """
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -54,6 +69,8 @@ class ColorizerConfig:
     tile_batch: int = 4
     levels: Levels = field(default_factory=Levels)
     warmup: bool = True
+    fast_scale: float = 1.0
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
 
     def __post_init__(self) -> None:
         for name, allowed in [
@@ -63,6 +80,8 @@ class ColorizerConfig:
         ]:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0.0 < self.fast_scale <= 1.0:
+            raise ConfigError(f"colorizer fast_scale must be in (0, 1], got {self.fast_scale}")
         if self.tile < 0 or self.tile_batch < 1:
             raise ConfigError(f"colorizer needs tile >= 0 and tile_batch >= 1, got {self.tile} and {self.tile_batch}")
         if self.tile:
@@ -90,6 +109,12 @@ class Colorizer:
         autocast_dtype = AUTOCAST_DTYPES.get(self.config.precision)
         # TensorRT engines carry their own precision; autocast applies to PyTorch execution.
         self._autocast = autocast_dtype if self.config.backend != "tensorrt" else None
+        temporal = self.config.temporal
+        self._smoother = (
+            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold)
+            if temporal.enabled
+            else None
+        )
         self._warmed: set[tuple[int, int]] = set()
         self._pinned: dict[tuple[tuple[int, ...], torch.dtype], list[tuple[Tensor, Tensor]]] = {}
         self._slot = 0
@@ -105,6 +130,8 @@ class Colorizer:
             self._infer(raw)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        if self._smoother is not None:
+            self._smoother.reset()  # the dummy frame is no scene to smooth towards
         self._warmed.add((height, width))
 
     def colorize(self, frame: Frame) -> Frame:
@@ -190,12 +217,17 @@ class Colorizer:
             torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None else nullcontext()
         )
         with torch.inference_mode():
-            x = normalize(raw, self.config.levels)
+            full = normalize(raw, self.config.levels)
+            x = full if self.config.fast_scale == 1.0 else downscale(full, self.config.fast_scale)
             with autocast:
                 if self._tiler is not None and max(x.shape[-2:]) > self.config.tile:
                     rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
                 else:  # a frame within one tile runs whole: the same result, without padding work
                     rgb = self._forward(x)
+            if x is not full:
+                rgb = guided_upsample(rgb.float(), x, full)
+            if self._smoother is not None:
+                rgb = self._smoother(rgb.float(), full)
             return rgb[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
 
     def _phase(self, height: int, width: int) -> tuple[int, int]:

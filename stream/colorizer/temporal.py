@@ -1,0 +1,136 @@
+"""Temporal stability: chroma smoothing across frames, and the flicker figure that measures it.
+
+A per-frame colorizer re-guesses colour on every frame, so a static scene shimmers in hue
+while its brightness (which follows the NIR closely) is steady. :class:`ChromaSmoother`
+therefore averages only chroma over time and keeps luma from the current frame: detail and
+brightness never lag, only the unstable part is filtered.
+
+The luma/chroma space is full-range BT.601 YCbCr (the JPEG one): it is linear in RGB, so the
+split and its inverse are exact and cheap on the device, and for a fixed luma the in-gamut
+chroma values form a convex set, so blending two in-gamut chromas at the same luma stays in
+gamut. Lab would be more perceptual but needs a nonlinear round trip per pixel per frame.
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+# BT.601 luma weights; Cb and Cr are the blue and red differences scaled to [-0.5, 0.5].
+KR, KB = 0.299, 0.114
+KG = 1.0 - KR - KB
+CB_SCALE, CR_SCALE = 2.0 * (1.0 - KB), 2.0 * (1.0 - KR)
+
+
+def rgb_to_ycbcr(rgb: Tensor) -> Tensor:
+    """``B×3×H×W`` RGB in [0,1] to Y in [0,1] and Cb, Cr in [-0.5, 0.5] (no offset, so gray is 0)."""
+    r, g, b = rgb.unbind(dim=1)
+    y = KR * r + KG * g + KB * b
+    return torch.stack((y, (b - y) / CB_SCALE, (r - y) / CR_SCALE), dim=1)
+
+
+def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
+    """Exact inverse of :func:`rgb_to_ycbcr` (no clamping: the caller decides)."""
+    y, cb, cr = ycbcr.unbind(dim=1)
+    r = y + CR_SCALE * cr
+    b = y + CB_SCALE * cb
+    g = (y - KR * r - KB * b) / KG
+    return torch.stack((r, g, b), dim=1)
+
+
+class ChromaSmoother:
+    """Exponential moving average of chroma over frames, with luma taken from the current frame.
+
+    Per pixel, ``chroma = alpha * chroma_prev + (1 - alpha) * chroma_now`` where the scene is
+    static; where the NIR changed by more than ``motion_threshold`` since the previous frame
+    the current chroma is taken as is, so a moving object carries its own colour instead of
+    smearing the old one. The NIR, not the colorizer's output, decides motion: it is the
+    measured signal, while the output's luma carries the model's own frame-to-frame noise.
+
+    A frame whose mean absolute NIR change exceeds ``cut_threshold`` is a scene cut: for that
+    batch element the state restarts from the current frame. The test is a tensor op (no host
+    synchronisation), per batch element. A change of shape (frame size or batch) or of device
+    resets the state on the host side, where those are known without touching the device.
+
+    The state (previous smoothed chroma and previous NIR) stays on the input's device, in
+    float32 whatever the input dtype, so an fp16 stream does not accumulate rounding.
+    Output luma equals the input's except where the blended colour leaves the RGB cube and
+    is clamped to [0, 1], which only happens when luma itself changed between frames.
+    """
+
+    def __init__(self, alpha: float = 0.6, cut_threshold: float = 0.1, motion_threshold: float = 0.05) -> None:
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
+        if cut_threshold <= 0.0 or motion_threshold <= 0.0:
+            raise ValueError(
+                f"thresholds must be positive, got cut {cut_threshold} and motion {motion_threshold}"
+            )
+        self.alpha = alpha
+        self.cut_threshold = cut_threshold
+        self.motion_threshold = motion_threshold
+        self._chroma: Tensor | None = None
+        self._nir: Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the past: the next frame passes through unchanged and starts a new average."""
+        self._chroma = None
+        self._nir = None
+
+    @torch.no_grad()
+    def __call__(self, rgb: Tensor, nir: Tensor) -> Tensor:
+        """Smooth one frame (``rgb`` ``B×3×H×W``, ``nir`` ``B×1×H×W``, both in [0,1]); same shape and dtype out."""
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ValueError(f"rgb must be B×3×H×W, got shape {tuple(rgb.shape)}")
+        if nir.shape != (rgb.shape[0], 1, *rgb.shape[2:]):
+            raise ValueError(f"nir must be B×1×H×W matching rgb {tuple(rgb.shape)}, got {tuple(nir.shape)}")
+        ycbcr = rgb_to_ycbcr(rgb.float())
+        nir = nir.to(device=rgb.device, dtype=torch.float32)
+        chroma = ycbcr[:, 1:]
+        prev_chroma, prev_nir = self._chroma, self._nir
+        if prev_chroma is None or prev_chroma.shape != chroma.shape or prev_chroma.device != chroma.device:
+            smoothed = chroma
+        else:
+            change = (nir - prev_nir).abs()
+            is_cut = change.mean(dim=(1, 2, 3), keepdim=True) > self.cut_threshold
+            is_static = (change <= self.motion_threshold) & ~is_cut
+            # alpha where static, 0 (take the current chroma) where moving or after a cut.
+            weight = is_static.to(chroma.dtype) * self.alpha
+            smoothed = torch.lerp(chroma, prev_chroma, weight)
+        self._chroma, self._nir = smoothed, nir
+        out = ycbcr_to_rgb(torch.cat((ycbcr[:, :1], smoothed), dim=1)).clamp_(0.0, 1.0)
+        return out.to(rgb.dtype)
+
+
+def _chroma_8bit(rgb: np.ndarray) -> np.ndarray:
+    """``H×W×3`` uint8 RGB to ``H×W×2`` float Cb, Cr in 8-bit units (unrounded, so no quantisation noise)."""
+    rgb = rgb.astype(np.float64)
+    y = rgb @ np.array([KR, KG, KB])
+    return np.stack(((rgb[..., 2] - y) / CB_SCALE, (rgb[..., 0] - y) / CR_SCALE), axis=-1)
+
+
+def flicker(frames: Iterable[np.ndarray]) -> float:
+    """Mean frame-to-frame chroma change of an RGB stream, in 8-bit units.
+
+    For each pair of consecutive ``H×W×3`` uint8 RGB frames, the mean absolute difference of
+    the BT.601 Cb and Cr channels over all pixels and both channels; the figure is the mean
+    over all pairs. Chroma only, so a stream that merely brightens or darkens scores 0 and the
+    figure isolates the colour shimmer that :class:`ChromaSmoother` targets. A static scene
+    should score near 0; real motion raises it too, so compare the same stream with and
+    without smoothing. Reads the stream once and holds one frame, so long videos are fine.
+    """
+    total, pairs = 0.0, 0
+    previous = None
+    for frame in frames:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"flicker needs H×W×3 uint8 frames, got {frame.shape} {frame.dtype}")
+        chroma = _chroma_8bit(frame)
+        if previous is not None:
+            if previous.shape != chroma.shape:
+                raise ValueError(f"flicker needs frames of one size, got {previous.shape[:2]} then {chroma.shape[:2]}")
+            total += float(np.abs(chroma - previous).mean())
+            pairs += 1
+        previous = chroma
+    if pairs == 0:
+        raise ValueError("flicker needs at least two frames")
+    return total / pairs

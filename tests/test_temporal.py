@@ -1,0 +1,178 @@
+"""Temporal chroma smoothing: less shimmer on static scenes, no lag across cuts or on moving objects."""
+
+import numpy as np
+import pytest
+import torch
+
+from nirstream.stream.colorizer.temporal import ChromaSmoother, flicker, rgb_to_ycbcr, ycbcr_to_rgb
+
+H, W = 32, 40
+
+
+def to_uint8(rgb: torch.Tensor) -> np.ndarray:
+    """``1×3×H×W`` float [0,1] to ``H×W×3`` uint8, as the colorizer hands frames on."""
+    return rgb[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def noisy_static_scene(frames: int, seed: int = 0) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Constant luma and NIR; chroma = a fixed pattern plus fresh jitter every frame (in gamut)."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0.35, 0.65, W).expand(1, 1, H, W)
+    base = torch.tensor([0.05, -0.04]).view(1, 2, 1, 1)
+    rgbs = []
+    for _ in range(frames):
+        chroma = base + 0.03 * torch.randn(1, 2, H, W, generator=gen)
+        rgb = ycbcr_to_rgb(torch.cat((y, chroma), dim=1))
+        assert rgb.min() >= 0 and rgb.max() <= 1  # in gamut, so luma is exactly y
+        rgbs.append(rgb)
+    nir = y.clone()
+    return rgbs, nir
+
+
+def test_ycbcr_round_trip_is_exact():
+    rgb = torch.rand(2, 3, 5, 7)
+    assert torch.allclose(ycbcr_to_rgb(rgb_to_ycbcr(rgb)), rgb, atol=1e-6)
+
+
+def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
+    rgbs, nir = noisy_static_scene(40)
+    gen = torch.Generator().manual_seed(1)
+    smoother = ChromaSmoother(alpha=0.6)
+    smoothed = []
+    for rgb in rgbs:
+        sensor_noise = 0.01 * torch.randn(nir.shape, generator=gen)  # below motion_threshold
+        out = smoother(rgb, (nir + sensor_noise).clamp(0, 1))
+        assert torch.allclose(rgb_to_ycbcr(out)[:, 0], rgb_to_ycbcr(rgb)[:, 0], atol=1e-6)
+        smoothed.append(out)
+    raw_flicker = flicker(to_uint8(x) for x in rgbs)
+    smooth_flicker = flicker(to_uint8(x) for x in smoothed)
+    # White noise through an EMA: the frame-to-frame difference shrinks by sqrt(0.1) ~ 0.32 at alpha 0.6.
+    assert smooth_flicker < 0.5 * raw_flicker, (raw_flicker, smooth_flicker)
+    assert smooth_flicker == pytest.approx(0.32 * raw_flicker, rel=0.15)
+
+
+def test_scene_cut_resets_the_average():
+    rgbs, nir = noisy_static_scene(6)
+    smoother = ChromaSmoother(alpha=0.6, cut_threshold=0.1)
+    for rgb in rgbs:
+        smoother(rgb, nir)
+    new_rgb = torch.rand(1, 3, H, W)
+    new_nir = torch.full_like(nir, 0.95)  # a much brighter scene: mean |change| 0.45
+    assert torch.allclose(smoother(new_rgb, new_nir), new_rgb, atol=1e-6)
+
+    # Control: the same new colours under an unchanged NIR are blended with the old scene.
+    control = ChromaSmoother(alpha=0.6, cut_threshold=0.1)
+    for rgb in rgbs:
+        control(rgb, nir)
+    assert (control(new_rgb, nir) - new_rgb).abs().max() > 0.05
+
+
+def test_size_change_and_reset_start_a_new_average():
+    smoother = ChromaSmoother()
+    smoother(torch.rand(1, 3, H, W), torch.full((1, 1, H, W), 0.5))
+    other = torch.rand(1, 3, H + 2, W)
+    assert torch.allclose(smoother(other, torch.full((1, 1, H + 2, W), 0.5)), other, atol=1e-6)
+    smoother.reset()
+    fresh = torch.rand(1, 3, H + 2, W)
+    assert torch.allclose(smoother(fresh, torch.full((1, 1, H + 2, W), 0.5)), fresh, atol=1e-6)
+
+
+def square_scene(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bright red square moving right by 4 px a frame over a dim blue-gray background."""
+    nir = torch.full((1, 1, H, W), 0.2)
+    rgb = torch.empty(1, 3, H, W)
+    rgb[:] = torch.tensor([0.15, 0.2, 0.3]).view(1, 3, 1, 1)
+    x0 = 4 + 4 * step
+    nir[..., 10:20, x0 : x0 + 10] = 0.9
+    rgb[..., 10:20, x0 : x0 + 10] = torch.tensor([0.95, 0.2, 0.1]).view(1, 3, 1, 1)
+    return rgb, nir
+
+
+def test_moving_square_keeps_its_own_colour():
+    smoother = ChromaSmoother(alpha=0.8)
+    for step in range(5):
+        rgb, nir = square_scene(step)
+        out = smoother(rgb, nir)
+    # The 4-px strip the square just moved onto, and the strip it just left, take this frame's colour.
+    x0 = 4 + 4 * 4
+    assert torch.allclose(out[..., 10:20, x0 + 6 : x0 + 10], rgb[..., 10:20, x0 + 6 : x0 + 10], atol=1e-6)
+    assert torch.allclose(out[..., 10:20, x0 - 4 : x0], rgb[..., 10:20, x0 - 4 : x0], atol=1e-6)
+    assert torch.allclose(out, rgb, atol=1e-6)  # the rest is static and its colour never changed
+
+    # Control: with motion ignored, the square's leading edge is smeared with the background's colour.
+    smearing = ChromaSmoother(alpha=0.8, motion_threshold=10.0, cut_threshold=10.0)
+    for step in range(5):
+        rgb, nir = square_scene(step)
+        smeared = smearing(rgb, nir)
+    assert (smeared[..., 10:20, x0 + 6 : x0 + 10] - rgb[..., 10:20, x0 + 6 : x0 + 10]).abs().max() > 0.2
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
+def test_output_in_range_with_input_shape_and_dtype(dtype):
+    gen = torch.Generator().manual_seed(2)
+    smoother = ChromaSmoother(alpha=0.9)
+    for _ in range(8):  # luma and chroma both jump around, so blends leave the RGB cube and are clamped
+        rgb = torch.rand(2, 3, 9, 11, generator=gen).to(dtype)
+        nir = torch.full((2, 1, 9, 11), 0.5, dtype=dtype)
+        out = smoother(rgb, nir)
+        assert out.shape == rgb.shape and out.dtype == dtype and out.device == rgb.device
+        assert out.min() >= 0 and out.max() <= 1
+
+
+def test_bad_shapes_and_parameters_are_refused():
+    with pytest.raises(ValueError):
+        ChromaSmoother(alpha=1.0)
+    with pytest.raises(ValueError):
+        ChromaSmoother(motion_threshold=0.0)
+    with pytest.raises(ValueError):
+        ChromaSmoother()(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 5))
+
+
+def test_flicker_of_identical_frames_is_zero():
+    frame = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    assert flicker([frame] * 5) == 0.0
+
+
+def test_flicker_of_alternating_red_and_blue_is_the_chroma_distance():
+    red = np.zeros((H, W, 3), np.uint8)
+    red[..., 0] = 255
+    blue = np.zeros((H, W, 3), np.uint8)
+    blue[..., 2] = 255
+    # BT.601: red has Cb = -0.299/1.772 and Cr = 0.701/1.402 (= 0.5); blue has Cb = 0.5 and Cr = -0.114/1.402.
+    cb_step = 0.5 + 0.299 / 1.772
+    cr_step = 0.5 + 0.114 / 1.402
+    expected = 255 * (cb_step + cr_step) / 2  # ~159.38
+    assert flicker([red, blue] * 4) == pytest.approx(expected, rel=1e-9)
+    assert flicker([red, blue]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_flicker_needs_two_frames_of_one_size():
+    frame = np.zeros((H, W, 3), np.uint8)
+    with pytest.raises(ValueError):
+        flicker([frame])
+    with pytest.raises(ValueError):
+        flicker([frame, np.zeros((H + 1, W, 3), np.uint8)])
+
+
+def test_colorizer_with_temporal_smoothing_flickers_less():
+    import torch
+    from torch import nn
+
+    from nirstream.stream.colorizer import Colorizer, ColorizerConfig, TemporalConfig
+    from nirstream.stream.frame import Frame
+
+    class JitteryColour(nn.Module):
+        """A static scene whose predicted colour wobbles from frame to frame, as a real model's can."""
+
+        def forward(self, nir):
+            jitter = 0.04 * torch.randn(1, 3, 1, 1)
+            return (torch.cat([0.6 * nir, 0.5 * nir + 0.2, 0.4 * nir], dim=1) + jitter).clamp(0, 1)
+
+    nir = (np.linspace(40, 200, 64 * 48).reshape(48, 64)).astype(np.uint8)
+    figures = {}
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        config = ColorizerConfig(device="cpu", tile=0, warmup=False, temporal=TemporalConfig(enabled=enabled))
+        colorizer = Colorizer(JitteryColour(), config)
+        figures[enabled] = flicker(f.rgb for f in colorizer.run(Frame(i, i / 30, 0.0, nir) for i in range(20)))
+    assert figures[True] < 0.6 * figures[False]
