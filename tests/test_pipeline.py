@@ -130,16 +130,45 @@ def _rss_bytes() -> int:
     return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="needs /proc")
 def test_memory_stays_flat_over_a_long_stream():
-    """2200 frames of 320x256 (about 330 kB each with RGB): a leak of frames would add hundreds of MB."""
+    """2200 testsrc frames of 128x96 through a real (tiny) ColorMamba: a leak of the frames (49 kB
+    each with RGB) would add about 90 MB, well over 5% of the process after warm-up."""
+    from nirstream.core.models import build_model
+    from nirstream.stream.colorizer import Colorizer, ColorizerConfig
+    from nirstream.stream.sinks import NullSink
+    from nirstream.stream.sources import TestSource
+
+    from conftest import TINY_COLORMAMBA
+
     samples = {}
 
-    class Probe(ListSink):
+    class Probe(NullSink):
         def write(self, frame):
+            super().write(frame)
             if frame.index in (200, 2199):
                 samples[frame.index] = _rss_bytes()
 
-    Pipeline(FakeSource(2200, size=(256, 320)), Gray(), [Probe()]).run()
+    colorizer = Colorizer(build_model(dict(TINY_COLORMAMBA)), ColorizerConfig(device="cpu", tile=0))
+    summary = Pipeline(TestSource(128, 96, frames=2200), colorizer, [Probe()]).run()
+    assert summary.written == 2200
     growth = (samples[2199] - samples[200]) / samples[200]
     assert growth < 0.05, f"resident memory grew {growth:.1%} after warm-up"
+
+
+def test_live_runs_log_a_stats_line():
+    from loguru import logger
+
+    from nirstream.stream import run as run_module
+
+    lines = []
+    handler = logger.add(lines.append, format="{message}")
+    try:
+        run_module.STATS_EVERY_S, previous = 0.0, run_module.STATS_EVERY_S
+        reporter = run_module._Reporter(run_module.tqdm(disable=True), live=True)
+        Pipeline(FakeSource(5, live=True, fps=500.0), Gray(), [ListSink()], on_frame=reporter).run()
+    finally:
+        run_module.STATS_EVERY_S = previous
+        logger.remove(handler)
+    assert any("fps" in line and "latency p50" in line and "dropped" in line for line in lines)
