@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Colorize NIR frames from SOURCE into one or more sinks. SOURCE is a camera "
                     "(cam0, 0, /dev/video0), a video file or glob, an rtsp:// or http:// stream, an "
                     "image folder or glob, or testsrc. SINK is a video file (.mp4, .mkv), a folder of "
-                    "images (ending in /), window, or null.",
+                    "images (ending in /), window, preview[:PORT] (a live page on 127.0.0.1), or null.",
         epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--source", required=True, help="camera, file, glob, URL, folder or testsrc")
