@@ -185,14 +185,14 @@ class Pipeline:
     def run(self) -> Summary:
         """Run to the end of the input (or a stop), close everything, and summarise."""
         started = time.monotonic()
-        for sink in self.sinks:
-            sink.open(self.source.info)
         threads = [
             threading.Thread(target=target, name=f"nirstream-{name}", daemon=True)
             for name, target in (("capture", self._capture), ("colorize", self._colorize), ("sinks", self._write))
         ]
         previous = _install_stop_handlers(self.stop)
         try:
+            for sink in self.sinks:  # inside the try: a sink that fails to open closes the others
+                sink.open(self.source.info)
             for thread in threads:
                 thread.start()
             for thread in threads:

@@ -172,3 +172,14 @@ def test_live_runs_log_a_stats_line():
         run_module.STATS_EVERY_S = previous
         logger.remove(handler)
     assert any("fps" in line and "latency p50" in line and "dropped" in line for line in lines)
+
+
+def test_a_sink_that_fails_to_open_closes_the_ones_already_open():
+    class Unopenable(ListSink):
+        def open(self, info):
+            raise SinkError("cannot serve the preview on 127.0.0.1:8080: port in use")
+
+    first, source = ListSink(), FakeSource(3)
+    with pytest.raises(SinkError, match="port in use"):
+        Pipeline(source, Gray(), [first, Unopenable()]).run()
+    assert first.opened and first.closed and source.closed
