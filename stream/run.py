@@ -6,8 +6,10 @@ its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`. Files get one prog
 ETA for the whole batch; live sources get a stats line every few seconds.
 """
 
+import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from loguru import logger
@@ -118,9 +120,6 @@ class _Reporter:
 
 
 def _write_summaries(summaries: list[Summary], path: Path) -> None:
-    import json
-    from dataclasses import asdict
-
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(s) for s in summaries], indent=2) + "\n")
     logger.info(f"summary: {path}")
