@@ -110,6 +110,12 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
     if hint is float and isinstance(value, int):
         return float(value)
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads exponents without a dot ("1e-3") as strings.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint in (int, float, str, bool) and not isinstance(value, hint):
         raise ConfigError(f"config key '{where}' must be {hint.__name__}, got {value!r}")
     if origin in (list, tuple):

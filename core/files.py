@@ -5,10 +5,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success sync it to disk and rename it over ``path``."""
+    """Yield a temporary path beside ``path``; on success sync it to disk and rename it over ``path``.
+
+    The file gets the usual mode for the user's umask: some writers (safetensors) create 0600
+    files, which other users of a shared model folder could not read.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -16,6 +23,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        tmp.chmod(0o666 & ~_UMASK)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

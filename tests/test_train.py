@@ -245,6 +245,10 @@ def test_bundled_train_configs_load_with_overrides():
     lite = load_train_config("colormamba-lite", ["data.root=/elsewhere"])
     assert lite.data.root == "/elsewhere" and lite.model == "colormamba-lite"
     assert load_train_config("colormamba-base").gan.enabled
+    # YAML 1.1 reads "1e-3" (no dot) as a string: a float key still takes it.
+    assert load_train_config("colormamba-lite", ["optim.lr=1e-3"]).optim.lr == 1e-3
+    with pytest.raises(ConfigError, match="optim.lr"):
+        load_train_config("colormamba-lite", ["optim.lr=fast"])
 
 
 def test_truncated_or_foreign_checkpoint_is_a_weights_error(overfit_run, tmp_path):
