@@ -1,6 +1,7 @@
 """Released weights round-trip from the file alone; eval and the CLI report and fail cleanly."""
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -38,6 +39,9 @@ def test_fp16_storage_halves_the_file_and_loads_as_fp32(weights, tmp_path):
     model, path = weights
     half = save_weights(model, tmp_path / "half.safetensors", dtype=torch.float16)
     assert half.stat().st_size < 0.6 * path.stat().st_size
+    umask = os.umask(0)
+    os.umask(umask)
+    assert half.stat().st_mode & 0o777 == 0o666 & ~umask  # not safetensors' private 0600
     loaded = load_model(half)
     assert all(p.dtype == torch.float32 for p in loaded.parameters())
     nir = torch.rand(1, 1, 32, 32)
