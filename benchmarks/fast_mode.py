@@ -5,7 +5,7 @@ Each validation NIR image is colorized at full resolution and in fast mode (mode
 both are scored against the ground truth with the VCIP metrics. The figures are the
 speed-up (ratio of median times) and the PSNR difference.
 
-    python benchmarks/fast_mode.py --weights W.safetensors [--data ../shared/data/vcip2020_nir] [--scale 0.5]
+    python benchmarks/fast_mode.py [--weights W.safetensors] [--data ../shared/data/vcip2020_nir] [--scale 0.5]
 """
 
 import argparse
@@ -18,6 +18,7 @@ import torch
 
 from nirstream.core.data import PairedFolderDataset
 from nirstream.core.metrics import image_metrics
+from nirstream.core.assets import shipped_weights
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
@@ -27,7 +28,8 @@ from results import update_section
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", required=True, type=Path)
+    parser.add_argument("--weights", type=Path, default=shipped_weights("colormamba-lite"),
+                        help="default: the shipped colormamba-lite")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/vcip2020_nir"))
     parser.add_argument("--split", default="val")
     parser.add_argument("--scale", type=float, default=0.5)

@@ -13,19 +13,28 @@ from loguru import logger
 
 from nirstream.core import __version__
 
+DEMO_OUTPUT = "nirstream-demo.mp4"
+
 EXAMPLES = {
     "run": """examples:
-  nirstream run --source drive.mp4 --sink colorized.mp4 --weights W.safetensors
-  nirstream run --source cam0 --sink window --sink live.mp4 --config live-camera --weights W.safetensors
+  nirstream run                                   # the bundled demo clip -> nirstream-demo.mp4
+  nirstream run --side-by-side                    # the same, NIR | RGB side by side
+  nirstream run --source drive.mp4 --sink colorized.mp4
+  nirstream run --source cam0 --sink window --sink live.mp4 --config live-camera
   nirstream run --source 'drives/*.mp4' --sink out/ --config recorded-drive --weights W.safetensors
   nirstream run --source testsrc --sink null --config benchmark --max-frames 300 --summary-json stats.json
-  nirstream run --source frames/ --sink out.mp4 --set engine.tile=384 --set sink.side_by_side=true""",
+  nirstream run --source frames/ --sink out.mp4 --model colormamba-base --set engine.tile=384
+
+The model: --weights FILE, else --model NAME (a shipped model, or a model YAML run untrained
+for timing), else the shipped default for the device: colormamba-lite on a CPU,
+colormamba-base on CUDA.""",
     "train": """examples:
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
   nirstream train --config colormamba-lite --resume runs/colormamba-lite/checkpoint.pt
   torchrun --nproc-per-node 2 --no-python nirstream train --config colormamba-base""",
     "eval": """examples:
+  nirstream eval --model colormamba-lite --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6""",
 }
@@ -51,11 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "images (ending in /), window, preview[:PORT] (a live page on 127.0.0.1), or null.",
         epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--source", required=True, help="camera, file, glob, URL, folder or testsrc")
+    run.add_argument("--source", help="camera, file, glob, URL, folder or testsrc "
+                                      "(default: the bundled demo clip)")
     run.add_argument("--sink", dest="sinks", action="append", metavar="SINK",
-                     help="output (repeatable); default: null")
+                     help=f"output (repeatable); default: {DEMO_OUTPUT} for the demo, else null")
     run.add_argument("--config", help="pipeline YAML path or bundled name (live-camera, recorded-drive, benchmark)")
-    run.add_argument("--weights", help="a .safetensors weights file (default: an untrained model, for timing only)")
+    run.add_argument("--weights", help="a .safetensors weights file (default: the shipped model for the device)")
+    run.add_argument("--model", help="a shipped model (colormamba-lite, colormamba-base) or a model YAML")
+    run.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. engine.tile=384 (repeatable)")
     run.add_argument("--max-frames", type=_non_negative, help="stop after N frames per input")
@@ -79,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "with the VCIP 2020 protocol (8-bit output vs 8-bit ground truth).",
         epilog=EXAMPLES["eval"], formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    evaluate.add_argument("--weights", required=True, type=Path, help="a .safetensors weights file")
+    which = evaluate.add_mutually_exclusive_group(required=True)
+    which.add_argument("--weights", type=Path, help="a .safetensors weights file")
+    which.add_argument("--model", help="a shipped model: colormamba-lite, colormamba-base")
     evaluate.add_argument("--data", required=True, type=Path,
                           help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
     evaluate.add_argument("--split", default="val", help="split folder or CSV split value (default: val)")
@@ -99,9 +113,20 @@ def run_pipeline(args: argparse.Namespace) -> int:
     config = load_run_config(args.config, args.overrides)
     if args.weights:
         config.weights = args.weights
+    if args.model:
+        config.model = args.model
+    if args.side_by_side:
+        config.sink.side_by_side = True
     if args.max_frames is not None:
         config.max_frames = args.max_frames
-    summaries = run(args.source, args.sinks or ["null"], config, summary_json=args.summary_json)
+    source, sinks = args.source, args.sinks
+    if source is None:
+        from nirstream.core.assets import demo_clip
+
+        source = str(demo_clip())
+        sinks = sinks or [DEMO_OUTPUT]
+        logger.info(f"no --source: colorizing the bundled demo clip {source}")
+    summaries = run(source, sinks or ["null"], config, summary_json=args.summary_json)
     if any(summary.interrupted for summary in summaries):
         return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
     return 0
@@ -122,14 +147,15 @@ def run_eval(args: argparse.Namespace) -> None:
     from nirstream.core.weights import load_model
 
     device = resolve_device(args.device)
-    model = load_model(args.weights, device)
+    weights = args.weights or _shipped(args.model)
+    model = load_model(weights, device)
     if args.data.suffix.lower() == ".csv":
         dataset = CsvPairedDataset(args.data, split=args.split)
     else:
         dataset = PairedFolderDataset(args.data, args.split)
     report = evaluate(model, dataset, device, keep_images=args.sheet_rows)
     print(report.table())
-    out = args.out or Path("runs") / "eval" / f"{args.weights.stem}-{args.split}"
+    out = args.out or Path("runs") / "eval" / f"{weights.stem}-{args.split}"
     logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
     if args.sheet_rows > 0:
         logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
@@ -164,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return code or 0
+
+
+def _shipped(name: str) -> Path:
+    from nirstream.core.assets import shipped_models, shipped_weights
+    from nirstream.core.errors import ConfigError
+
+    path = shipped_weights(name)
+    if path is None:
+        raise ConfigError(f"no shipped weights for '{name}': shipped models are {', '.join(shipped_models())}")
+    return path
 
 
 def _non_negative(text: str) -> int:

@@ -47,10 +47,12 @@ class CameraConfig:
 
 @dataclass
 class RunConfig:
-    """``model`` (bundled name or YAML path) is used only without ``weights``: untrained colours."""
+    """What to run: ``weights`` (a .safetensors file) wins; else ``model``, a shipped model's name
+    (its trained weights) or a model YAML (untrained, for timing); else the shipped default for
+    the device (:data:`nirstream.core.assets.DEFAULT_MODELS`)."""
 
     weights: str | None = None
-    model: str = "colormamba-lite"
+    model: str | None = None
     max_frames: int | None = None
     engine: ColorizerConfig = field(default_factory=ColorizerConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)

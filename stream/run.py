@@ -1,7 +1,7 @@
 """``nirstream run``: one or many inputs through the colorizer into the chosen sinks.
 
-This is where the pipeline is assembled in one visible place: the model (from weights, or an
-untrained bundled config for latency work), the colorizer, and for each input its source,
+This is where the pipeline is assembled in one visible place: the model (given weights, a
+shipped model, or an untrained config for latency work), the colorizer, and for each input its source,
 its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`. Files get one progress bar with
 ETA for the whole batch; live sources get a stats line every few seconds.
 """
@@ -15,6 +15,8 @@ from pathlib import Path
 from loguru import logger
 from tqdm import tqdm
 
+from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
+from nirstream.core.device import resolve_device
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer
@@ -65,19 +67,32 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     if summary_json is not None:
         _write_summaries(summaries, summary_json)
     for spec in sink_specs:
-        if spec not in ("null", "window"):
-            logger.info(f"output: {spec}")
+        if spec in ("null", "window") or spec.startswith(("preview", "http://")):
+            continue
+        logger.info(f"output: {Path(spec).resolve()}")
     return summaries
 
 
 def _model(config: RunConfig):
+    """The model ``config`` names; see :class:`~nirstream.stream.config.RunConfig` for the order."""
     if config.weights:
         return load_model(config.weights)
+    name = config.model
+    if not name:
+        device_type = resolve_device(config.engine.device).type
+        name, preferred = default_model(device_type), DEFAULT_MODELS[device_type][0]
+        if name != preferred:
+            logger.info(f"no {preferred} weights ship with this version: using {name}")
+    shipped = shipped_weights(name)
+    if shipped is not None:
+        logger.info(f"model: {name} (shipped weights, {shipped})")
+        return load_model(shipped)
+    model_config = load_model_config(name)  # an unknown name fails here, before any warning
     logger.warning(
-        f"no --weights given: running an untrained {config.model} (colours are meaningless; "
-        "use this for latency and throughput only)"
+        f"no trained weights for {name}: running it untrained (colours are meaningless; use this "
+        f"for latency and throughput only). Shipped models: {', '.join(shipped_models()) or 'none'}"
     )
-    return build_model(load_model_config(config.model)).eval()
+    return build_model(model_config).eval()
 
 
 def _camera_options(config: RunConfig) -> dict:

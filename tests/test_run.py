@@ -13,8 +13,9 @@ import av
 import numpy as np
 import pytest
 
+from nirstream.core.assets import shipped_weights
 from nirstream.core.models import build_model
-from nirstream.core.weights import save_weights
+from nirstream.core.weights import read_metadata, save_weights
 from nirstream.stream.cli import main
 
 from conftest import TINY_COLORMAMBA
@@ -91,3 +92,37 @@ def test_sigint_mid_run_leaves_a_playable_file_with_every_processed_frame(tmp_pa
     stamps, _ = read_back(out)
     assert written > 0 and len(stamps) == written
     assert stamps == pytest.approx([i / 30 for i in range(written)], abs=2e-5)
+
+
+def test_run_with_no_source_colorizes_the_demo_into_the_current_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--max-frames", "3", "--side-by-side"]) == 0
+    pts, size = read_back(tmp_path / "nirstream-demo.mp4")
+    assert len(pts) == 3 and size == (960, 320)  # NIR | RGB, each 480x320
+    err = capsys.readouterr().err
+    assert "colormamba-lite (shipped weights" in err and str(tmp_path / "nirstream-demo.mp4") in err
+
+
+def test_default_model_follows_the_device(monkeypatch, capsys):
+    import torch
+
+    from nirstream.stream import run as run_module
+    from nirstream.stream.cli import configure_logging
+    from nirstream.stream.config import RunConfig
+
+    configure_logging(debug=False, as_json=False)
+    lite = read_metadata(shipped_weights("colormamba-lite"))["model"]
+    assert run_module._model(RunConfig()).config == lite
+    monkeypatch.setattr(run_module, "resolve_device", lambda name: torch.device("cuda"))
+    monkeypatch.setattr(run_module, "default_model", lambda device_type: "colormamba-lite")
+    assert run_module._model(RunConfig()).config == lite
+    assert "no colormamba-base weights ship with this version: using colormamba-lite" in capsys.readouterr().err
+
+
+def test_model_yaml_runs_untrained_with_a_warning(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(dict(TINY_COLORMAMBA)))
+    assert main(["run", "--source", "testsrc:64x48", "--model", str(path), "--max-frames", "2"]) == 0
+    assert "running it untrained" in capsys.readouterr().err

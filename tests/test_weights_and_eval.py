@@ -100,6 +100,8 @@ def test_cli_errors_are_one_line_and_non_zero(weights, tmp_path, capsys):
         ["eval", "--weights", str(path), "--data", str(tmp_path / "no-such-data")],
         ["train", "--config", "colormamba-lite", "--set", "optim.lrr=1"],
         ["train", "--config", str(tmp_path / "missing.yaml")],
+        ["eval", "--model", "colormamba-paper", "--data", str(tmp_path)],  # ships no weights
+        ["run", "--source", "testsrc", "--model", "no-such-model"],
     ]
     for argv in cases:
         assert main(argv) != 0
@@ -120,3 +122,11 @@ def test_config_binding_rejects_scalars_for_lists_and_bools_for_numbers():
     with pytest.raises(ConfigError, match="'data.batch_size' must be int"):
         bind(DataConfig, {"batch_size": True}, "data")
     assert bind(DataConfig, apply_overrides({}, ["exclude=[country_0030]"]), "data").exclude == ["country_0030"]
+
+
+def test_eval_cli_scores_a_shipped_model_by_name(tmp_path, capsys):
+    make_pairs(tmp_path / "data")
+    out = tmp_path / "out"
+    assert main(["eval", "--model", "colormamba-lite", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
+    assert "mean" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["mean"]["psnr"] > 0
