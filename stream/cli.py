@@ -23,11 +23,11 @@ EXAMPLES = {
   nirstream run --source cam0 --sink window --sink live.mp4 --config live-camera
   nirstream run --source 'drives/*.mp4' --sink out/ --config recorded-drive --weights W.safetensors
   nirstream run --source testsrc --sink null --config benchmark --max-frames 300 --summary-json stats.json
-  nirstream run --source frames/ --sink out.mp4 --model colormamba-base --set engine.tile=384
+  nirstream run --source frames/ --sink out.mp4 --weights W.safetensors --set engine.tile=384
 
-The model: --weights FILE, else --model NAME (a shipped model, or a model YAML run untrained
-for timing), else the shipped default for the device: colormamba-lite on a CPU,
-colormamba-base on CUDA.""",
+The model: --weights FILE, else --model NAME (a shipped model, or a model config run untrained
+for timing), else the best shipped model for the device: colormamba-lite on a CPU;
+colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
     "train": """examples:
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"output (repeatable); default: {DEMO_OUTPUT} for the demo, else null")
     run.add_argument("--config", help="pipeline YAML path or bundled name (live-camera, recorded-drive, benchmark)")
     run.add_argument("--weights", help="a .safetensors weights file (default: the shipped model for the device)")
-    run.add_argument("--model", help="a shipped model (colormamba-lite, colormamba-base) or a model YAML")
+    run.add_argument("--model", help="a shipped model (colormamba-lite), or a model config name or YAML "
+                                    "(run untrained: for timing only)")
     run.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config value, e.g. engine.tile=384 (repeatable)")
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = evaluate.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", type=Path, help="a .safetensors weights file")
-    which.add_argument("--model", help="a shipped model: colormamba-lite, colormamba-base")
+    which.add_argument("--model", help="a shipped model, e.g. colormamba-lite")
     evaluate.add_argument("--data", required=True, type=Path,
                           help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
     evaluate.add_argument("--split", default="val", help="split folder or CSV split value (default: val)")
