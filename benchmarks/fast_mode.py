@@ -18,7 +18,7 @@ import torch
 
 from nirstream.core.data import PairedFolderDataset
 from nirstream.core.metrics import image_metrics
-from nirstream.core.assets import shipped_weights
+from nirstream.core.assets import require_shipped
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
@@ -28,13 +28,13 @@ from results import update_section
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=shipped_weights("colormamba-lite"),
-                        help="default: the shipped colormamba-lite")
+    parser.add_argument("--weights", type=Path, help="default: the shipped colormamba-lite")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/vcip2020_nir"))
     parser.add_argument("--split", default="val")
     parser.add_argument("--scale", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    args.weights = args.weights or require_shipped("colormamba-lite")
     model = load_model(args.weights)
     modes = {
         "full": Colorizer(model, ColorizerConfig(device="cpu", warmup=False)),

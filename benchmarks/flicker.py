@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nirstream.core.assets import demo_clip, shipped_weights
+from nirstream.core.assets import demo_clip, require_shipped
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig, TemporalConfig, flicker
 from nirstream.stream.sources import open_source
@@ -35,7 +35,8 @@ def shots(frames: list) -> list[list]:
     """Split frames at cuts (a jump in the NIR far beyond what the pan moves)."""
     groups = [[frames[0]]]
     for previous, frame in zip(frames, frames[1:]):
-        if np.abs(frame.nir.astype(np.int16) - previous.nir).mean() > CUT:
+        scale = 255 / np.iinfo(frame.nir.dtype).max  # 8-bit units for 16-bit video too
+        if np.abs(frame.nir.astype(np.int32) - previous.nir).mean() * scale > CUT:
             groups.append([])
         groups[-1].append(frame)
     return groups
@@ -43,12 +44,13 @@ def shots(frames: list) -> list[list]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=shipped_weights("colormamba-lite"),
-                        help="default: the shipped colormamba-lite")
-    parser.add_argument("--video", type=Path, default=demo_clip(), help="default: the bundled demo clip")
+    parser.add_argument("--weights", type=Path, help="default: the shipped colormamba-lite")
+    parser.add_argument("--video", type=Path, help="default: the bundled demo clip")
     args = parser.parse_args()
+    args.weights = args.weights or require_shipped("colormamba-lite")
+    args.video = args.video or demo_clip()
     frames = read_frames(args.video)
-    groups = shots(frames)
+    groups = [group for group in shots(frames) if len(group) > 1]  # a one-frame shot has no flicker
     model = load_model(args.weights)
     figures = {}
     for enabled in (False, True):

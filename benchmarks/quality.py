@@ -88,7 +88,7 @@ def main() -> None:
             parser.error(f"no shipped weights for {name}")
         model = load_model(path)
         report = evaluate(model, dataset, torch.device("cpu"), keep_images=args.sheet_rows)
-        sheet = contact_sheet(report, FIGURES / f"{name}-val.png")
+        sheet = contact_sheet(report, FIGURES / f"{name}-val.png") if args.sheet_rows > 0 else None
         mean = report.mean
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counted, scan = flops(model, TILE)
@@ -101,7 +101,8 @@ def main() -> None:
             f"epoch {info.get('epoch')}, {hours:.1f} h on {info.get('machine', '?')} |"
         )
         print(rows[-1], flush=True)
-        print(f"  contact sheet: {sheet}")
+        if sheet is not None:
+            print(f"  contact sheet: {sheet}")
 
     for name, mean in baselines(args.data, "train", dataset).items():
         rows.append(

@@ -142,13 +142,14 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
+    from nirstream.core.assets import require_shipped
     from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
     from nirstream.core.evaluate import contact_sheet, evaluate, write_report
     from nirstream.core.device import resolve_device
     from nirstream.core.weights import load_model
 
     device = resolve_device(args.device)
-    weights = args.weights or _shipped(args.model)
+    weights = args.weights or require_shipped(args.model)
     model = load_model(weights, device)
     if args.data.suffix.lower() == ".csv":
         dataset = CsvPairedDataset(args.data, split=args.split)
@@ -191,16 +192,6 @@ def main(argv: list[str] | None = None) -> int:
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return code or 0
-
-
-def _shipped(name: str) -> Path:
-    from nirstream.core.assets import shipped_models, shipped_weights
-    from nirstream.core.errors import ConfigError
-
-    path = shipped_weights(name)
-    if path is None:
-        raise ConfigError(f"no shipped weights for '{name}': shipped models are {', '.join(shipped_models())}")
-    return path
 
 
 def _non_negative(text: str) -> int:

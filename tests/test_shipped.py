@@ -3,26 +3,28 @@
 import numpy as np
 import pytest
 
-from nirstream.core.assets import assets_dir, default_model, demo_clip, shipped_models, shipped_weights
+from nirstream.core.assets import assets_dir, default_model, demo_clip, require_shipped, shipped_models, shipped_weights
 from nirstream.core.errors import ConfigError
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
 from nirstream.stream.sources import open_source
 
-SHIPPED = ["colormamba-lite"]  # colormamba-base needs a GPU to train: see assets/weights/README.md
+SHIPPED = shipped_models()  # colormamba-lite; colormamba-base once trained on a GPU (assets/weights/README.md)
 
 
-def test_shipped_models_are_the_expected_ones():
-    assert shipped_models() == SHIPPED
+def test_the_cpu_default_ships_and_unknown_names_do_not():
+    assert "colormamba-lite" in SHIPPED
     assert shipped_weights("colormamba-paper") is None
+    with pytest.raises(ConfigError, match="no shipped weights for 'colormamba-paper'"):
+        require_shipped("colormamba-paper")
 
 
 def test_default_model_takes_the_best_shipped_one_for_the_device(monkeypatch):
     from nirstream.core import assets
 
     assert default_model("cpu") == "colormamba-lite"
-    assert default_model("cuda") == "colormamba-lite"  # until colormamba-base weights ship
+    assert default_model("cuda") == ("colormamba-base" if "colormamba-base" in SHIPPED else "colormamba-lite")
     real = assets.shipped_weights
     monkeypatch.setattr(assets, "shipped_weights", lambda name: real("colormamba-lite"))  # everything "ships"
     assert default_model("cuda") == "colormamba-base"

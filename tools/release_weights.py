@@ -46,7 +46,7 @@ def main() -> int:
     parser.add_argument("--command", required=True, help="the exact training command")
     parser.add_argument("--machine", required=True, help="where it trained, e.g. '2-core CPU, 1 thread'")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "weights")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/vcip2020_nir"),
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/vcip2020_nir",
                         help="paired folder to score the released file on")
     parser.add_argument("--split", default="val")
     args = parser.parse_args()

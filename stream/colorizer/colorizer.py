@@ -53,9 +53,9 @@ class ColorizerConfig:
 
     ``precision`` fp16/bf16 is autocast (weights stay fp32; the selective scan keeps itself in
     fp32). ``tile`` 0 runs whole frames; otherwise frames larger than ``tile`` run in tiles of
-    ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call. The default 512
-    runs frames up to 512 px whole: with 256 a 480x320 frame took six overlapping tiles and
-    2-3x the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
+    ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call. The default 640
+    runs frames up to 640 px (a 640x512 NIR camera) whole: with 256 a 480x320 frame took six
+    overlapping tiles and 2-3x the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
     ``temporal`` smooths chroma across frames (off by default; :mod:`.temporal`).
     ``fast_scale`` below 1 is the fast mode: the model runs on the frame scaled by it and a
@@ -66,7 +66,7 @@ class ColorizerConfig:
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     backend: Literal["eager", "compile", "tensorrt"] = "eager"
     channels_last: bool = False
-    tile: int = 512
+    tile: int = 640
     overlap: int = 64
     tile_batch: int = 4
     levels: Levels = field(default_factory=Levels)
