@@ -33,8 +33,14 @@ STATS_EVERY_S = 5.0
 def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None) -> list[Summary]:
     """Colorize every input ``source_spec`` names into ``sink_specs``; return one summary per input."""
     inputs = expand_inputs(source_spec)
-    colorizer = Colorizer(_model(config), config.engine)
+    # Inputs first: a missing file or camera fails at once, before seconds of model loading.
     sources = [open_source(spec, **(_camera_options(config) if is_camera_spec(spec) else {})) for spec in inputs]
+    try:
+        colorizer = Colorizer(_model(config), config.engine)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
     total = sum(s.info.frame_count or 0 for s in sources) if all(s.info.frame_count for s in sources) else None
     if config.max_frames is not None and total is not None:
         total = min(total, config.max_frames * len(sources))
