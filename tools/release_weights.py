@@ -29,14 +29,12 @@ TERMS = (
 
 
 def training_seconds(run_dir: Path) -> float | None:
-    """Wall time of the run from its metrics.csv (the trainer logs seconds per epoch)."""
+    """Wall time of the run: the sum of the ``seconds`` column of its metrics.csv."""
     path = run_dir / "metrics.csv"
     if not path.is_file():
         return None
     with path.open() as handle:
-        rows = list(csv.DictReader(handle))
-    column = next((c for c in ("epoch_s", "seconds", "time_s") if rows and c in rows[0]), None)
-    return sum(float(row[column] or 0) for row in rows) if column else None
+        return sum(float(row["seconds"] or 0) for row in csv.DictReader(handle))
 
 
 def main() -> int:
@@ -64,11 +62,14 @@ def main() -> int:
         "released": datetime.date.today().isoformat(),
         "terms": TERMS,
     })
-    path = save_weights(load_model(source), args.out / f"{name}.safetensors", info=info, dtype=torch.float16)
-    released = load_model(path)  # score what ships: fp16-rounded tensors, loaded as users load them
-    report = evaluate(released, PairedFolderDataset(args.data, args.split), torch.device("cpu"))
+    model = load_model(source)
+    with torch.no_grad():  # score what ships: the fp16-rounded tensors, as users load them back
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+    report = evaluate(model, PairedFolderDataset(args.data, args.split), torch.device("cpu"))
     info["eval"] = {"data": args.data.name, "split": args.split, "images": len(report.images), **report.mean}
-    save_weights(released, path, info=info, dtype=torch.float16)
+    path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, epoch {info.get('epoch')}, {args.split}: {report.mean}")
     return 0
 
