@@ -1,9 +1,7 @@
 """Parameters, FLOPs and CPU latency of every bundled model config.
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one forward. That
-counter sees convolutions and matrix products only: the selective scan's elementwise
-recurrence, norms and activations are not in it, so the scan's work is estimated separately
-from the shapes each SS2D layer scans.
+FLOPs come from :func:`nirstream.core.models.cost.forward_flops`: convolutions and matrix
+products counted, the selective scan's recurrence estimated from the shapes it scans.
 Latency is the median wall time of batch-1 fp32 forwards under ``torch.inference_mode`` after
 a warm-up, on the default (chunked) scan, with each thread count asked for; GPU-sized configs
 (the base and paper ones take seconds per tile here) are timed once, on a tile only.
@@ -18,12 +16,11 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from nirstream.core.config import bundled_names
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.models.colormamba import EDGE_MARGIN
-from nirstream.core.models.ss2d import DIRECTIONS, SS2D
+from nirstream.core.models.cost import SCAN_FLOPS_PER_UPDATE, forward_flops
 
 from results import update_section
 
@@ -31,24 +28,7 @@ TILE = (256 - 2 * EDGE_MARGIN,) * 2
 """A tile input the model pads to exactly 256×256 (its reflected edge margin): the cost of the
 network on a 256² tile, which is how a tiler feeds it."""
 FRAME = (512, 640)  # height, width of a 640x512 frame, padded inside as the model needs
-SCAN_FLOPS_PER_UPDATE = 7  # exp(dt*A), dt*u*B, h = a*h + b, y += C*h: about 7 per (channel, token, state)
 SLOW_S = 3.0  # a first tile slower than this marks a GPU-sized config: time it once
-
-
-def flops(model: nn.Module, size: tuple[int, int]) -> tuple[float, float]:
-    """(counted GFLOPs, estimated scan GFLOPs) of one forward at ``size``."""
-    updates = []
-
-    def count(module: SS2D, args: tuple, _output: torch.Tensor) -> None:
-        _, _, h, w = args[0].shape  # the scan sees the map plus its border of padding tokens
-        updates.append(DIRECTIONS * module.d_inner * (h + 2) * (w + 2) * module.d_state)
-
-    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, SS2D)]
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(torch.rand(1, 1, *size))
-    for hook in hooks:
-        hook.remove()
-    return counter.get_total_flops() / 1e9, sum(updates) * SCAN_FLOPS_PER_UPDATE / 1e9
 
 
 def latency_ms(model: nn.Module, size: tuple[int, int], runs: int) -> tuple[float, int]:
@@ -89,7 +69,7 @@ def main() -> None:
         config = load_model_config(name)
         model = build_model(config).eval()
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        counted, scan = flops(model, TILE)
+        counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
         times: dict[int, tuple[str, str]] = {}
         for threads in sorted(args.threads, reverse=True):
             torch.set_num_threads(threads)

@@ -20,9 +20,10 @@ from nirstream.core.assets import shipped_models, shipped_weights
 from nirstream.core.data import PairedFolderDataset
 from nirstream.core.evaluate import contact_sheet, evaluate
 from nirstream.core.metrics import image_metrics
+from nirstream.core.models.cost import forward_flops
 from nirstream.core.weights import load_model, read_metadata
 
-from model_cost import FRAME, TILE, flops, latency_ms
+from model_cost import FRAME, TILE, latency_ms
 from results import update_section
 
 FIGURES = Path(__file__).resolve().parent / "figures"
@@ -91,7 +92,7 @@ def main() -> None:
         sheet = contact_sheet(report, FIGURES / f"{name}-val.png") if args.sheet_rows > 0 else None
         mean = report.mean
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        counted, scan = flops(model, TILE)
+        counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
         frame_ms, runs = latency_ms(model, FRAME, args.runs)
         info = read_metadata(path)["info"]
         hours = (info.get("training_seconds") or 0) / 3600

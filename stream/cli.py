@@ -37,6 +37,22 @@ colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
   nirstream eval --model colormamba-lite --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6""",
+    "bench": """examples:
+  nirstream bench                                 # the default model, eager fp32, three resolutions
+  nirstream bench --model colormamba-base --backend compile --precision fp16 --size 1920x1080
+  nirstream bench --model colormamba-lite --backend eager --backend compile --precision fp32 --precision fp16
+  nirstream bench --model colormamba-paper --precision auto --set engine.tile_batch=auto --out bench/paper
+
+Each configuration reports fps, latency p50/p99 from decoded frame to RGB in host memory, peak
+GPU memory, FLOPs per frame, the floor they imply at the device's measured matrix rate, and the
+fraction of that rate reached. Results go to OUT/bench.json and OUT/bench.png.""",
+    "export": """examples:
+  nirstream export --format onnx --out colormamba-lite.onnx --size 640x512
+  nirstream export --model colormamba-lite --format onnx --out tile.onnx --size 640x640 --batch 4
+  nirstream export --weights W.safetensors --format tensorrt --precision fp16 --out W-fp16.ep --size 1920x1080
+
+ONNX is checked with onnxruntime against PyTorch on frames of the demo clip (--check-source to
+use your own); TensorRT needs a CUDA machine with torch-tensorrt.""",
 }
 
 
@@ -104,6 +120,48 @@ def build_parser() -> argparse.ArgumentParser:
                           help="images on the contact sheet, 0 for none (default: 8)")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     evaluate.set_defaults(handler=run_eval)
+
+    bench = commands.add_parser(
+        "bench", parents=[common], help="measure fps, latency and GPU memory of the colorizer",
+        description="Benchmark every combination of --model, --backend, --precision and --size on "
+                    "synthetic frames held in host memory.",
+        epilog=EXAMPLES["bench"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_argument("--model", dest="models", action="append", metavar="MODEL",
+                       help="shipped model, model config or .safetensors file (repeatable; "
+                            "default: the shipped model for the device)")
+    bench.add_argument("--backend", dest="backends", action="append", choices=("eager", "compile", "tensorrt"),
+                       help="repeatable (default: eager)")
+    bench.add_argument("--precision", dest="precisions", action="append", choices=("fp32", "fp16", "bf16", "auto"),
+                       help="repeatable (default: fp32)")
+    bench.add_argument("--size", dest="sizes", action="append", type=_size, metavar="WxH",
+                       help="frame size, repeatable (default: 640x512, 1280x720 and 1920x1080)")
+    bench.add_argument("--frames", type=_positive, default=100, help="timed frames per configuration (default: 100)")
+    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a pipeline config value, e.g. engine.tile_batch=auto (repeatable)")
+    bench.add_argument("--out", type=Path, default=Path("runs") / "bench",
+                       help="folder for bench.json and bench.png (default: runs/bench)")
+    bench.set_defaults(handler=run_bench)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export a model to ONNX or TensorRT",
+        description="Export a model for a fixed input size: ONNX (checked with onnxruntime) or a "
+                    "TensorRT program.",
+        epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--weights", type=Path, help="a .safetensors weights file")
+    which.add_argument("--model", help="a shipped model (default: the shipped model for the CPU)")
+    export.add_argument("--format", required=True, choices=("onnx", "tensorrt"))
+    export.add_argument("--out", required=True, type=Path, help="output file (.onnx, or .ep for TensorRT)")
+    export.add_argument("--size", type=_size, default=(640, 512), metavar="WxH",
+                        help="input width x height (default: 640x512)")
+    export.add_argument("--batch", type=_positive, default=1, help="input batch size (default: 1)")
+    export.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"), help="TensorRT only")
+    export.add_argument("--check-source", help="video or images to check the ONNX file on (default: the demo clip)")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")
+    export.set_defaults(handler=run_export)
     return parser
 
 
@@ -163,6 +221,42 @@ def run_eval(args: argparse.Namespace) -> None:
         logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
 
 
+def run_bench(args: argparse.Namespace) -> None:
+    from nirstream.core.assets import default_model
+    from nirstream.core.device import resolve_device
+    from nirstream.stream.bench import RESOLUTIONS, bench_matrix, table, write_chart, write_json
+    from nirstream.stream.config import load_run_config
+    from nirstream.stream.run import pick_model
+
+    config = load_run_config(None, [f"engine.device={args.device}", *args.overrides])
+    models = {}
+    for spec in args.models or [default_model(resolve_device(args.device).type)]:
+        is_file = spec.endswith(".safetensors")
+        config.weights, config.model = (spec, None) if is_file else (None, spec)
+        models[Path(spec).stem if is_file else spec] = pick_model(config)
+    results = bench_matrix(
+        models, config.engine, args.backends or ["eager"], args.precisions or ["fp32"],
+        args.sizes or list(RESOLUTIONS), args.frames,
+    )
+    print(table(results))
+    logger.info(f"results: {write_json(results, args.out / 'bench.json')}")
+    logger.info(f"chart: {write_chart(results, args.out / 'bench.png')}")
+
+
+def run_export(args: argparse.Namespace) -> None:
+    from nirstream.core.assets import default_model, demo_clip, require_shipped
+    from nirstream.core.weights import load_model
+    from nirstream.stream.export import export
+
+    weights = args.weights or require_shipped(args.model or default_model("cpu"))
+    model = load_model(weights)
+    width, height = args.size
+    check = None if args.no_check else (args.check_source or str(demo_clip()))
+    out = export(model, args.format, args.out, width, height, batch=args.batch, precision=args.precision,
+                 check_source=check)
+    logger.info(f"exported {weights.name} as {args.format}: {out.resolve()}")
+
+
 def configure_logging(debug: bool, as_json: bool) -> None:
     logger.remove()
     fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
@@ -199,6 +293,20 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"size must look like 640x512 (width x height), got {text!r}")
+    return int(width), int(height)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -36,7 +36,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     # Inputs first: a missing file or camera fails at once, before seconds of model loading.
     sources = [open_source(spec, **(_camera_options(config) if is_camera_spec(spec) else {})) for spec in inputs]
     try:
-        colorizer = Colorizer(_model(config), config.engine)
+        colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
         for source in sources:
             source.close()
@@ -79,7 +79,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     return summaries
 
 
-def _model(config: RunConfig):
+def pick_model(config: RunConfig):
     """The model ``config`` names; see :class:`~nirstream.stream.config.RunConfig` for the order."""
     if config.weights:
         return load_model(config.weights)

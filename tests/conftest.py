@@ -1,9 +1,16 @@
 """Shared fixtures: the optional real data beside the checkout, and deterministic seeding."""
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+
+# Without a GPU, Triton kernels run in Triton's CPU interpreter (tests/test_scan_triton.py).
+# Triton reads this when it is imported and when a kernel is decorated, and collecting other
+# test modules imports it (torch.utils.flop_counter does), so it is set here, first.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 # Tests run many small ops; one thread avoids oversubscribing CI's two cores (and DataLoader
 # workers), which made small ops 100x slower when other jobs loaded the machine.

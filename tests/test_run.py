@@ -112,10 +112,10 @@ def test_default_model_follows_the_device(monkeypatch, capsys):
 
     configure_logging(debug=False, as_json=False)
     lite = read_metadata(shipped_weights("colormamba-lite"))["model"]
-    assert run_module._model(RunConfig()).config == lite
+    assert run_module.pick_model(RunConfig()).config == lite
     monkeypatch.setattr(run_module, "resolve_device", lambda name: torch.device("cuda"))  # loads on the CPU still
     base = shipped_weights("colormamba-base")
-    assert run_module._model(RunConfig()).config == (read_metadata(base)["model"] if base else lite)
+    assert run_module.pick_model(RunConfig()).config == (read_metadata(base)["model"] if base else lite)
     if base is None:
         assert "no colormamba-base weights ship with this version: using colormamba-lite" in capsys.readouterr().err
 

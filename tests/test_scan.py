@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from nirstream.core.errors import ConfigError
 from nirstream.core.ops import mamba_ssm_available, resolve_backend, scan_backend, selective_scan
 from nirstream.core.ops import scan_chunked as chunked_module
+from nirstream.core.ops.scan_triton import triton_available
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -108,17 +109,46 @@ def test_chunk_and_block_sizes_do_not_change_results(monkeypatch):
     assert rel_err(selective_scan(**inputs, delta_softplus=True, backend="chunked"), baseline) <= 1e-5
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and mamba_ssm_available()), reason="needs CUDA and mamba-ssm")
-def test_mamba_ssm_kernel_matches_chunked_on_cuda():
+def _cuda_kernel_matches_reference(backend):
     results = {}
-    for backend in ("chunked", "mamba_ssm"):
+    for name in ("reference", backend):
         inputs = make_inputs(length=500, dim=64, state=16, groups=4, device="cuda", grad=True)
-        out = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        out = selective_scan(**inputs, delta_softplus=True, backend=name)
         out.square().sum().backward()
         names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-        results[backend] = [out.detach()] + [inputs[n].grad for n in names]
-    for got, want in zip(results["mamba_ssm"], results["chunked"]):
+        results[name] = [out.detach()] + [inputs[n].grad for n in names]
+    for got, want in zip(results[backend], results["reference"]):
         assert rel_err(got, want) <= 1e-4
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and mamba_ssm_available()), reason="needs CUDA and mamba-ssm")
+def test_mamba_ssm_kernel_matches_reference_on_cuda():
+    _cuda_kernel_matches_reference("mamba_ssm")
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and triton_available()), reason="needs CUDA and triton")
+def test_triton_kernel_matches_reference_on_cuda():
+    assert resolve_backend("auto", torch.device("cuda")) in ("triton", "mamba_ssm")
+    _cuda_kernel_matches_reference("triton")
+
+
+def test_custom_op_backend_matches_chunked_and_is_one_node_when_exported():
+    inputs = make_inputs(length=50)
+    expected = selective_scan(**inputs, delta_softplus=True, backend="chunked")
+    assert torch.equal(selective_scan(**inputs, delta_softplus=True, backend="custom_op"), expected)
+
+    class Scan(torch.nn.Module):
+        def forward(self, u, delta, B, C):
+            return selective_scan(u, delta, inputs["A"], B, C, inputs["D"], delta_softplus=True)
+
+    args = tuple(inputs[k] for k in ("u", "delta", "B", "C"))
+    with scan_backend("custom_op"):
+        program = torch.export.export(Scan(), args)
+    targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
+    assert "nirstream.selective_scan.default" in targets
+    assert not any("cumsum" in t or "exp" in t for t in targets)  # the chunked loops stayed inside the op
+    assert torch.allclose(program.module()(*args), selective_scan(*args[:2], inputs["A"], *args[2:], inputs["D"],
+                                                                   delta_softplus=True), atol=1e-6)
 
 
 def test_scan_runs_on_meta_tensors_for_shape_inference():

@@ -75,7 +75,8 @@ class SS2D(nn.Module):
         x, z = self.in_proj(x.permute(0, 2, 3, 1)).chunk(2, dim=-1)  # each B×H×W×d_inner
         x = F.silu(self.conv(x.permute(0, 3, 1, 2)))
         y = self.scan(self.pad(x))[:, :, 1:-1, 1:-1]
-        y = self.out_norm(y.permute(0, 2, 3, 1)) * F.silu(z)
+        # The scan returns fp32; a model cast to half (TensorRT fp16) needs its own dtype back.
+        y = self.out_norm(y.permute(0, 2, 3, 1).to(self.out_norm.weight.dtype)) * F.silu(z)
         return self.out_proj(y).permute(0, 3, 1, 2)
 
     def pad(self, x: Tensor) -> Tensor:

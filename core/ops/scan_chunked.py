@@ -46,7 +46,8 @@ def _scan_block(
     def per_group(x: Tensor) -> Tensor:  # (b, g, n, l) -> contiguous, broadcastable to ``shape``
         return x.transpose(-1, -2).contiguous().reshape(b, groups, 1, chunks, CHUNK, n)
 
-    decay = torch.exp(delta.unsqueeze(-1) * A.unsqueeze(1)).reshape(b, d, chunks, CHUNK, n)
+    log_decay = (delta.unsqueeze(-1) * A.unsqueeze(1)).reshape(b, d, chunks, CHUNK, n)
+    decay = torch.exp(log_decay)
     inputs = ((delta * u).reshape(*shape[:-1], 1) * per_group(B)).reshape(b, d, chunks, CHUNK, n)
 
     # 1. Scan every sub-chunk from a zero state, all sub-chunks at once.
@@ -56,7 +57,9 @@ def _scan_block(
         h = torch.addcmul(inputs[:, :, :, t], decay[:, :, :, t], h)
         local.append(h)
     local_states = torch.stack(local, dim=3)
-    cum_decay = torch.cumprod(decay, dim=3)
+    # exp of a cumsum of non-positive logs: a product of decays, never above 1; unlike cumprod
+    # it exports to ONNX (CumSum).
+    cum_decay = torch.exp(torch.cumsum(log_decay, dim=3))
 
     # 2. Carry the true state across sub-chunk boundaries.
     carried = []

@@ -6,13 +6,18 @@ Semantics follow mamba-ssm's ``selective_scan_fn``: for each channel ``d`` and s
 
 - ``reference``: sequential, the oracle (:mod:`.scan_reference`);
 - ``chunked``: parallel pure PyTorch, CPU/GPU, exportable (:mod:`.scan_chunked`);
+- ``triton``: a Triton kernel, forward and backward, for CUDA without mamba-ssm (:mod:`.scan_triton`);
 - ``mamba_ssm``: the CUDA kernel when the package imports (:mod:`.scan_mamba_ssm`);
-- ``auto``: ``mamba_ssm`` for CUDA tensors when it imports, else ``chunked``.
+- ``custom_op``: the scan as one opaque custom op for graph compilers (:mod:`.scan_op`), which
+  runs ``auto`` inside;
+- ``auto``: for CUDA tensors ``mamba_ssm`` when it imports, else ``triton`` when it imports,
+  else ``chunked``; ``chunked`` elsewhere.
 
 The recurrence always runs in fp32, also under fp16/bf16 autocast: long products of decays
 lose too much precision in half types.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 
@@ -24,9 +29,11 @@ from nirstream.core.errors import ConfigError
 
 from .scan_chunked import scan_chunked
 from .scan_mamba_ssm import mamba_ssm_available, scan_mamba_ssm
+from .scan_op import selective_scan_op
 from .scan_reference import scan_reference
+from .scan_triton import scan_triton, triton_available
 
-BACKENDS = ("auto", "reference", "chunked", "mamba_ssm")
+BACKENDS = ("auto", "reference", "chunked", "triton", "mamba_ssm", "custom_op")
 _default_backend = "auto"
 
 
@@ -51,13 +58,26 @@ def resolve_backend(name: str, device: torch.device) -> str:
     """The concrete backend ``name`` means for tensors on ``device``."""
     name = _checked(name)
     if name == "auto":
-        return "mamba_ssm" if device.type == "cuda" and mamba_ssm_available() else "chunked"
+        if device.type == "cuda" and mamba_ssm_available():
+            return "mamba_ssm"
+        return "triton" if device.type == "cuda" and triton_available() else "chunked"
     if name == "mamba_ssm" and not (device.type == "cuda" and mamba_ssm_available()):
         raise ConfigError(
             "scan backend 'mamba_ssm' needs CUDA tensors and the mamba-ssm package "
             "(pip install 'nirstream[cuda]'); use 'auto' or 'chunked'"
         )
+    if name == "triton" and not _triton_runs_on(device):
+        raise ConfigError(
+            "scan backend 'triton' needs CUDA tensors and the triton package "
+            "(or TRITON_INTERPRET=1 to run it slowly on the CPU); use 'auto' or 'chunked'"
+        )
     return name
+
+
+def _triton_runs_on(device: torch.device) -> bool:
+    """Triton compiles for CUDA; on the CPU only its interpreter (TRITON_INTERPRET=1, tests) runs kernels."""
+    on_device = device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
+    return on_device and triton_available()
 
 
 def selective_scan(
@@ -84,6 +104,8 @@ def selective_scan(
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"{u.shape[1]} channels do not split into {B.shape[1]} groups of B/C")
     name = resolve_backend(backend or _default_backend, u.device)
+    if name == "custom_op":
+        return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
     # Autocast off, so nothing inside is cast down; meta tensors (shape inference) have no autocast.
     guard = torch.autocast(u.device.type, enabled=False) if u.device.type != "meta" else nullcontext()
@@ -96,7 +118,7 @@ def selective_scan(
             delta = delta + delta_bias.unsqueeze(-1)
         if delta_softplus:
             delta = F.softplus(delta)
-        scan = scan_reference if name == "reference" else scan_chunked
+        scan = {"reference": scan_reference, "chunked": scan_chunked, "triton": scan_triton}[name]
         y = scan(u, delta, A, B, C)
         if D is not None:
             y = y + D.unsqueeze(-1) * u

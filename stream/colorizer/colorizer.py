@@ -13,14 +13,17 @@ look-ahead: frame n is yielded once frame n+1 has been read from the input.
 """
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from loguru import logger
 
 from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
@@ -28,13 +31,15 @@ from nirstream.core.models import ColorMamba
 from nirstream.core.models.colormamba import pad_with_margin
 from nirstream.stream.frame import Frame
 
+from .autotune import choose_half_precision, largest_fitting_batch
+from .backends import HALF_DTYPES, make_backend
 from .normalize import Levels, normalize
-from .guided import downscale, guided_upsample
+from .guided import downscale, guided_upsample, scaled_size
 from .temporal import ChromaSmoother
 from .tiling import Tiler, check_tiling
 
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-TENSORRT_MISSING = "backend tensorrt needs torch-tensorrt (pip install 'nirstream[tensorrt]')"
+CPU_TILE_BATCH = 4
+"""``tile_batch: auto`` on the CPU: memory is not the limit there, and larger batches do not run faster."""
 
 
 @dataclass
@@ -52,8 +57,13 @@ class ColorizerConfig:
     """How the GPU stage runs.
 
     ``precision`` fp16/bf16 is autocast (weights stay fp32; the selective scan keeps itself in
-    fp32). ``tile`` 0 runs whole frames; otherwise frames larger than ``tile`` run in tiles of
-    ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call. The default 640
+    fp32); the TensorRT backend casts the model instead. ``auto`` measures fp16 and bf16 on CUDA
+    and keeps the faster one whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on
+    the CPU. ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
+    ``tensorrt`` (engines cached in ``engine_cache``, default ``~/.cache/nirstream/engines``).
+    ``tile`` 0 runs whole frames; otherwise frames larger than ``tile`` run in tiles of
+    ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the
+    largest batch that fits in GPU memory, measured). The default 640
     runs frames up to 640 px (a 640x512 NIR camera) whole: with 256 a 480x320 frame took six
     overlapping tiles and 2-3x the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
@@ -63,12 +73,13 @@ class ColorizerConfig:
     """
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"
     backend: Literal["eager", "compile", "tensorrt"] = "eager"
+    engine_cache: str | None = None
     channels_last: bool = False
     tile: int = 640
     overlap: int = 64
-    tile_batch: int = 4
+    tile_batch: int | str = 4
     levels: Levels = field(default_factory=Levels)
     warmup: bool = True
     fast_scale: float = 1.0
@@ -77,15 +88,17 @@ class ColorizerConfig:
     def __post_init__(self) -> None:
         for name, allowed in [
             ("device", ("auto", "cpu", "cuda")),
-            ("precision", ("fp32", "fp16", "bf16")),
+            ("precision", ("fp32", "fp16", "bf16", "auto")),
             ("backend", ("eager", "compile", "tensorrt")),
         ]:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not 0.0 < self.fast_scale <= 1.0:
             raise ConfigError(f"colorizer fast_scale must be in (0, 1], got {self.fast_scale}")
-        if self.tile < 0 or self.tile_batch < 1:
-            raise ConfigError(f"colorizer needs tile >= 0 and tile_batch >= 1, got {self.tile} and {self.tile_batch}")
+        if self.tile_batch != "auto" and not (isinstance(self.tile_batch, int) and self.tile_batch >= 1):
+            raise ConfigError(f"colorizer tile_batch must be a number >= 1 or auto, got {self.tile_batch!r}")
+        if self.tile < 0:
+            raise ConfigError(f"colorizer needs tile >= 0, got {self.tile}")
         if self.tile:
             try:
                 check_tiling(self.tile, self.overlap)
@@ -101,16 +114,20 @@ class Colorizer:
         self.device = resolve_device(self.config.device)
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
-        self._net = _backend(self.model, self.config, self.device)
         self._align = getattr(model, "multiple", 1) if isinstance(model, ColorMamba) else 1
+        tile_batch = self.config.tile_batch
+        self._tune_batch = tile_batch == "auto" and self.device.type == "cuda"
         self._tiler = (
-            Tiler(self.config.tile, self.config.overlap, self.config.tile_batch, self._align)
+            # Compiled backends build one program per input shape: feed them full batches only.
+            Tiler(self.config.tile, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
+                  self._align, fixed_batch=self.config.backend != "eager")
             if self.config.tile
             else None
         )
-        autocast_dtype = AUTOCAST_DTYPES.get(self.config.precision)
-        # TensorRT engines carry their own precision; autocast applies to PyTorch execution.
-        self._autocast = autocast_dtype if self.config.backend != "tensorrt" else None
+        self.precision = self.config.precision
+        if self.precision == "auto" and self.device.type != "cuda":
+            self.precision = "fp32"
+        self._net = None if self.precision == "auto" else self._make_net()
         temporal = self.config.temporal
         self._smoother = (
             ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold)
@@ -121,11 +138,17 @@ class Colorizer:
         self._pinned: dict[tuple[tuple[int, ...], torch.dtype], list[tuple[Tensor, Tensor]]] = {}
         self._slot = 0
 
+    @property
+    def tile_batch(self) -> int | None:
+        """Tiles per model call (after auto-tuning), or None when frames always run whole."""
+        return self._tiler.tile_batch if self._tiler is not None else None
+
     def warmup(self, height: int, width: int) -> None:
-        """Run dummy frames of this size: compile, autotune, plan tiles and allocate before real frames.
+        """Run dummy frames of this size: tune, compile, plan tiles and allocate before real frames.
 
         Two runs under CUDA graphs (the first warms up, the second records), one otherwise.
         """
+        self._autotune(height, width)
         runs = 2 if self.device.type == "cuda" and self.config.backend == "compile" else 1
         raw = torch.zeros((height, width), dtype=torch.uint8, device=self.device)
         for _ in range(runs):
@@ -213,14 +236,70 @@ class Colorizer:
         if self.config.warmup and nir.shape[:2] not in self._warmed:
             self.warmup(*nir.shape[:2])
 
+    def _make_net(self):
+        return make_backend(
+            self.model, self.config.backend, self.precision, self.device,
+            engine_cache=None if self.config.engine_cache is None else Path(self.config.engine_cache),
+        )
+
+    def _autotune(self, height: int, width: int) -> None:
+        """Settle ``tile_batch: auto`` and ``precision: auto`` on CUDA, measured on a frame of this size (once)."""
+        if not (self._tune_batch or self._net is None):
+            return
+        sample = torch.from_numpy(synthetic_nir(height, width)).to(self.device)
+        x = self._scaled(normalize(sample, self.config.levels))
+        if self._tune_batch:
+            self._tune_batch = False
+            tiles = self.tiles_per_frame(height, width)
+            if tiles > 1:
+                tile = torch.zeros((1, 1, self.config.tile, self.config.tile), device=self.device)
+                dtype = HALF_DTYPES.get(self.precision) if self.precision != "auto" else torch.float16
+                self._tiler.tile_batch = largest_fitting_batch(
+                    lambda n: self._eager(tile.expand(n, -1, -1, -1), dtype), most=tiles
+                )
+                logger.info(f"tile batch: {self._tiler.tile_batch} ({tiles} tiles per {width}x{height} frame)")
+        if self._net is None:
+            candidates = ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+
+            def run(precision: str) -> Tensor:
+                out = self._eager(x, HALF_DTYPES.get(precision), whole=self.tiles_per_frame(height, width) == 1)
+                torch.cuda.synchronize(self.device)
+                return out
+
+            self.precision, trials = choose_half_precision(run, candidates)
+            scores = ", ".join(f"{t.precision} {t.psnr_db:.1f} dB {t.ms:.1f} ms" for t in trials)
+            logger.info(f"precision: {self.precision} (against fp32: {scores})")
+            self._net = self._make_net()
+
+    def _eager(self, x: Tensor, dtype: torch.dtype | None, whole: bool = True) -> Tensor:
+        """The model itself (no compiled backend) under autocast ``dtype``, whole or tiled."""
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+        with torch.inference_mode(), autocast:
+            if whole:
+                return self.model(x)
+            return self._tiler(self.model, x, self._phase(*x.shape[-2:]))
+
+    def tiles_per_frame(self, height: int, width: int) -> int:
+        """Tiles the model runs on for a ``height×width`` frame: 1 when the frame runs whole."""
+        size = scaled_size(height, width, self.config.fast_scale)
+        if self._tiler is None or max(size) <= self.config.tile:
+            return 1
+        return len(self._tiler.plan(*size, self.device, self._phase(*size)).boxes)
+
+    def _scaled(self, full: Tensor) -> Tensor:
+        """What the model sees: the normalised frame, scaled down in fast mode."""
+        return full if self.config.fast_scale == 1.0 else downscale(full, self.config.fast_scale)
+
     def _infer(self, raw: Tensor) -> Tensor:
         """Raw ``H×W`` integer frame on the device to ``H×W×3`` uint8 RGB on the device."""
-        autocast = (
-            torch.autocast(self.device.type, dtype=self._autocast) if self._autocast is not None else nullcontext()
-        )
+        if self._net is None:  # precision auto, first frame without a warmup
+            self._autotune(*raw.shape)
+        # The TensorRT backend casts the model itself; autocast is for PyTorch execution.
+        dtype = HALF_DTYPES.get(self.precision) if self.config.backend != "tensorrt" else None
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
         with torch.inference_mode():
             full = normalize(raw, self.config.levels)
-            x = full if self.config.fast_scale == 1.0 else downscale(full, self.config.fast_scale)
+            x = self._scaled(full)
             with autocast:
                 if self._tiler is not None and max(x.shape[-2:]) > self.config.tile:
                     rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
@@ -260,53 +339,16 @@ def _finish(frame: Frame, host_out: Tensor, copied_out: torch.cuda.Event) -> Fra
     return frame
 
 
+def synthetic_nir(height: int, width: int) -> np.ndarray:
+    """A deterministic scene-like 8-bit NIR frame (gradients, edges, texture) for tuning before real frames."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    scene = 0.5 + 0.25 * np.sin(x / 23.0) * np.cos(y / 31.0) + 0.2 * (y / max(height - 1, 1) - 0.5)
+    scene += 0.3 * ((x // 64 + y // 48) % 2) - 0.15 + 0.05 * rng.standard_normal((height, width), dtype=np.float32)
+    return (np.clip(scene, 0.0, 1.0) * 255).astype(np.uint8)
+
+
 def _checked(nir: np.ndarray) -> np.ndarray:
     if nir.ndim != 2 or nir.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"Frame.nir must be an H×W uint8 or uint16 array, got {nir.dtype} {nir.shape}")
     return np.ascontiguousarray(nir)
-
-
-def _backend(model: nn.Module, config: ColorizerConfig, device: torch.device) -> Callable[[Tensor], Tensor]:
-    """The callable that runs the model: eager, ``torch.compile`` or a TensorRT engine per input shape."""
-    if config.backend == "compile":
-        if device.type == "cuda":
-            # reduce-overhead = CUDA graphs: one launch per call instead of one per kernel.
-            compiled = torch.compile(model, mode="reduce-overhead")
-
-            def step(x: Tensor) -> Tensor:
-                # Each call's output is consumed (blended or converted) before the next call.
-                torch.compiler.cudagraph_mark_step_begin()
-                return compiled(x)
-
-            return step
-        return torch.compile(model)
-    if config.backend == "tensorrt":
-        return _TensorRT(model, config, device)
-    return model
-
-
-class _TensorRT:
-    """TensorRT engines built on first use for each input shape (one per tile batch size).
-
-    Ops TensorRT lacks, such as the selective scan, stay PyTorch ops in the compiled graph.
-    """
-
-    def __init__(self, model: nn.Module, config: ColorizerConfig, device: torch.device) -> None:
-        try:
-            import torch_tensorrt
-        except ImportError as exc:
-            raise ConfigError(TENSORRT_MISSING) from exc
-        if device.type != "cuda":
-            raise ConfigError("backend tensorrt needs a CUDA device; use backend eager or compile on the CPU")
-        self._compile = torch_tensorrt.compile
-        self._model = model
-        self._precisions = {torch.float32, AUTOCAST_DTYPES.get(config.precision, torch.float32)}
-        self._engines: dict[tuple[int, ...], Callable[[Tensor], Tensor]] = {}
-
-    def __call__(self, x: Tensor) -> Tensor:
-        key = tuple(x.shape)
-        if key not in self._engines:
-            self._engines[key] = self._compile(
-                self._model, ir="dynamo", inputs=[x], enabled_precisions=self._precisions
-            )
-        return self._engines[key](x)

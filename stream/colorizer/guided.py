@@ -36,8 +36,11 @@ def guided_upsample(rgb_low: Tensor, nir_low: Tensor, nir_full: Tensor, radius: 
     return (a * nir_full + b).clamp(0.0, 1.0)
 
 
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The size the model sees in fast mode at ``scale``."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def downscale(x: Tensor, scale: float) -> Tensor:
     """Area-average downscaling, which keeps the low-resolution NIR free of aliasing."""
-    height, width = x.shape[-2:]
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=scaled_size(*x.shape[-2:], scale), mode="area")

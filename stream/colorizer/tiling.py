@@ -127,14 +127,17 @@ def plan_tiles(
 class Tiler:
     """Runs a callable over overlapping tiles of ``B×C×H×W`` tensors, ``tile_batch`` tiles at a time.
 
-    Plans are cached per frame shape and device, so a stream of equal frames plans once.
+    Plans are cached per frame shape and device, so a stream of equal frames plans once. With
+    ``fixed_batch`` a short last batch is filled up with copies of its last tile (their outputs
+    are dropped), so a compiled callable only ever sees one input shape.
     """
 
-    def __init__(self, tile: int, overlap: int, tile_batch: int, align: int = 1) -> None:
+    def __init__(self, tile: int, overlap: int, tile_batch: int, align: int = 1, fixed_batch: bool = False) -> None:
         if tile_batch < 1:
             raise ValueError(f"tile_batch must be at least 1, got {tile_batch}")
         check_tiling(tile, overlap, align)
         self.tile, self.overlap, self.tile_batch, self.align = tile, overlap, tile_batch, align
+        self.fixed_batch = fixed_batch
         self._plans: dict[tuple[int, int, tuple[int, int], torch.device], TilePlan] = {}
 
     def plan(self, height: int, width: int, device: torch.device, phase: tuple[int, int] = (0, 0)) -> TilePlan:
@@ -157,7 +160,9 @@ class Tiler:
         out: Tensor | None = None
         for first in range(0, len(boxes), self.tile_batch):
             chunk = boxes[first : first + self.tile_batch]
-            result = fn(torch.cat([frames[..., y : y + th, x0 : x0 + tw] for y, x0 in chunk]))
+            filler = chunk[-1:] * (self.tile_batch - len(chunk)) if self.fixed_batch and len(boxes) > 1 else []
+            result = fn(torch.cat([frames[..., y : y + th, x0 : x0 + tw] for y, x0 in chunk + filler]))
+            result = result[: len(chunk) * batch]
             if out is None:
                 out = result.new_zeros((batch, result.shape[1], plan.height, plan.width), dtype=torch.float32)
             result = result.float().reshape(len(chunk), batch, *result.shape[1:])

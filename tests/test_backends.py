@@ -1,0 +1,135 @@
+"""Compiled backends, fixed tile batches, auto-tuning, FLOP counting and the engine cache."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from conftest import TINY_COLORMAMBA
+
+from nirstream.core.errors import ConfigError
+from nirstream.core.models import build_model
+from nirstream.core.models.cost import SCAN_FLOPS_PER_UPDATE, forward_flops
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig, Tiler
+from nirstream.stream.colorizer.autotune import MIN_PSNR_DB, choose_half_precision, largest_fitting_batch
+from nirstream.stream.colorizer.backends import default_engine_cache, engine_key, weights_hash
+from nirstream.stream.colorizer.colorizer import CPU_TILE_BATCH, synthetic_nir
+
+
+@pytest.fixture
+def tiny_model():
+    return build_model(dict(TINY_COLORMAMBA)).eval()
+
+
+def test_fixed_batch_tiler_feeds_one_shape_and_blends_the_same():
+    x = torch.rand(1, 1, 200, 300)
+    shapes = []
+
+    def model(tiles):
+        shapes.append(tuple(tiles.shape))
+        return tiles.repeat(1, 3, 1, 1) * 0.5
+
+    plain = Tiler(96, 16, tile_batch=4)(model, x)
+    shapes.clear()
+    fixed = Tiler(96, 16, tile_batch=4, fixed_batch=True)(model, x)
+    assert len(shapes) > 1 and set(shapes) == {(4, 1, 96, 96)}  # the short last batch was filled up
+    assert torch.equal(fixed, plain)
+
+
+def test_largest_fitting_batch_stops_at_the_first_out_of_memory():
+    tried = []
+
+    def run(n):
+        tried.append(n)
+        if n > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+    assert largest_fitting_batch(run, most=12) == 4
+    assert tried == [1, 2, 4, 8]
+    tried.clear()
+    assert largest_fitting_batch(run, most=3) == 3 and tried == [1, 2, 3]  # never more than a frame's tiles
+    with pytest.raises(ConfigError, match="smaller engine.tile"):
+        largest_fitting_batch(lambda n: run(n + 10), most=4)
+
+
+def _fake_run(outputs, times):
+    def run(precision):
+        if precision in times:
+            times[precision][0] += 1  # count calls, to check each candidate is timed
+        return outputs[precision]
+    return run
+
+
+def test_half_precision_choice_prefers_the_faster_accurate_type(monkeypatch):
+    reference = torch.rand(1, 3, 32, 32)
+    close = reference + 0.0004  # rounds to the same 8-bit levels: PSNR at the cap
+    clock = iter(range(1000))
+    monkeypatch.setattr("nirstream.stream.colorizer.autotune.time.perf_counter", lambda: next(clock))
+    counts = {"fp16": [0], "bf16": [0]}
+    chosen, trials = choose_half_precision(_fake_run({"fp32": reference, "fp16": close, "bf16": close}, counts),
+                                           ("fp16", "bf16"), repeats=2)
+    assert chosen == "fp16"  # equal accuracy and equal (fake) time: the first wins
+    assert all(t.accurate and t.psnr_db >= MIN_PSNR_DB for t in trials)
+    assert counts == {"fp16": [3], "bf16": [3]}  # one output run and two timed runs each
+
+
+def test_half_precision_choice_avoids_overflow_and_keeps_fp32_when_both_fail():
+    reference = torch.rand(1, 3, 32, 32)
+    nan = torch.full_like(reference, float("nan"))  # fp16 overflow
+    noisy = (reference + 0.05 * torch.randn_like(reference)).clamp(0, 1)  # far below 45 dB
+    chosen, trials = choose_half_precision(_fake_run({"fp32": reference, "fp16": nan, "bf16": reference}, {}),
+                                           ("fp16", "bf16"), repeats=1)
+    assert chosen == "bf16" and not trials[0].accurate
+    chosen, _ = choose_half_precision(_fake_run({"fp32": reference, "fp16": noisy, "bf16": nan}, {}),
+                                      ("fp16", "bf16"), repeats=1)
+    assert chosen == "fp32"
+
+
+def test_auto_settings_on_the_cpu_and_their_validation(tiny_model):
+    colorizer = Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="auto", tile_batch="auto", tile=64,
+                                                      overlap=16))
+    assert colorizer.precision == "fp32"  # CPU autocast is slower here: no half type to choose
+    assert colorizer.tile_batch == CPU_TILE_BATCH
+    nir = synthetic_nir(100, 150)
+    assert nir.dtype.name == "uint8" and nir.std() > 20  # a scene with contrast, not a flat frame
+    assert colorizer.tiles_per_frame(100, 150) == 6 and colorizer.tiles_per_frame(64, 64) == 1
+    with pytest.raises(ConfigError, match="tile_batch must be a number >= 1 or auto"):
+        ColorizerConfig(tile_batch="most")
+    with pytest.raises(ConfigError, match="tile_batch"):
+        ColorizerConfig(tile_batch=0)
+
+
+def test_compile_backend_with_fixed_batches_matches_eager_on_tiles(tiny_model):
+    nir = synthetic_nir(96, 150)
+    frames = {}
+    for backend in ("eager", "compile"):
+        config = ColorizerConfig(device="cpu", backend=backend, tile=64, overlap=16, tile_batch=4)
+        frames[backend] = Colorizer(tiny_model, config)._infer(torch.from_numpy(nir))
+    assert (frames["compile"].int() - frames["eager"].int()).abs().max() <= 1
+
+
+def test_forward_flops_on_meta_match_a_real_forward(tiny_model):
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        tiny_model(torch.rand(2, 1, 64, 96))
+    counted, scan = forward_flops(tiny_model, 64, 96, batch=2)
+    assert counted == counter.get_total_flops() > 0
+    _, one = forward_flops(tiny_model, 64, 96, batch=1)
+    assert scan == 2 * one > 0 and one % SCAN_FLOPS_PER_UPDATE == 0
+
+
+def test_engine_cache_key_follows_weights_shape_precision_and_device(tiny_model, monkeypatch, tmp_path):
+    base = engine_key(weights_hash(tiny_model), (4, 1, 640, 640), torch.float16, "H100", "2.13")
+    assert len(base) == 32 and base.isalnum()
+    assert engine_key(weights_hash(tiny_model), (4, 1, 640, 640), torch.float16, "H100", "2.13") == base
+    for changed in [
+        ((2, 1, 640, 640), torch.float16, "H100", "2.13"),
+        ((4, 1, 640, 640), torch.bfloat16, "H100", "2.13"),
+        ((4, 1, 640, 640), torch.float16, "H200", "2.13"),
+        ((4, 1, 640, 640), torch.float16, "H100", "2.14"),
+    ]:
+        assert engine_key(weights_hash(tiny_model), *changed) != base
+    before = weights_hash(tiny_model)
+    with torch.no_grad():
+        next(tiny_model.parameters())[0].flatten()[0] += 1e-3
+    assert weights_hash(tiny_model) != before  # retrained weights never load a stale engine
+    monkeypatch.setenv("NIRSTREAM_CACHE", str(tmp_path))
+    assert default_engine_cache() == tmp_path / "engines"

@@ -1,0 +1,103 @@
+"""``nirstream bench`` and ``nirstream export``: the numbers they report and the files they write."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from conftest import TINY_COLORMAMBA
+
+from nirstream.core.models import build_model
+from nirstream.core.models.cost import forward_flops
+from nirstream.core.weights import save_weights
+from nirstream.stream.bench import bench_one, frame_flops, measure_peak_tflops
+from nirstream.stream.cli import main
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig
+
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_weights(build_model(dict(TINY_COLORMAMBA)), tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def test_frame_flops_count_every_tile_and_the_filled_up_batches():
+    model = build_model(dict(TINY_COLORMAMBA)).eval()
+    per_tile = sum(forward_flops(model, 64, 64))
+    whole = Colorizer(model, ColorizerConfig(device="cpu", tile=0))
+    assert frame_flops(whole, 150, 100) == sum(forward_flops(model, 100, 150))
+    eager = Colorizer(model, ColorizerConfig(device="cpu", tile=64, overlap=16, tile_batch=4))
+    assert eager.tiles_per_frame(100, 150) == 6
+    assert frame_flops(eager, 150, 100) == 6 * per_tile
+    compiled = Colorizer(model, ColorizerConfig(device="cpu", tile=64, overlap=16, tile_batch=4, backend="compile"))
+    assert frame_flops(compiled, 150, 100) == 8 * per_tile  # two calls of 4: the second filled up
+
+
+def test_bench_one_reports_consistent_numbers():
+    model = build_model(dict(TINY_COLORMAMBA)).eval()
+    result = bench_one(model, "tiny", ColorizerConfig(device="cpu"), 96, 64, frames=6)
+    assert result.frames == 6 and result.device == "cpu" and result.gpu_memory_mib is None
+    assert result.fps > 0 and 0 < result.latency_p50_ms <= result.latency_p99_ms
+    assert result.gflops_per_frame * 1e9 == pytest.approx(sum(forward_flops(model, 64, 96)))
+    assert result.floor_ms == pytest.approx(result.gflops_per_frame / result.peak_tflops)
+    assert 0 < result.fraction_of_peak < 1
+    assert result.fraction_of_peak == pytest.approx(result.fps * result.floor_ms / 1e3)
+    assert measure_peak_tflops(torch.device("cpu"), "fp32", seconds=0.05) > 0.001  # more than 1 GFLOP/s
+
+
+def test_bench_command_writes_json_and_chart(tiny_weights, tmp_path):
+    out = tmp_path / "bench"
+    code = main(["bench", "--model", str(tiny_weights), "--device", "cpu", "--size", "96x64", "--size", "80x48",
+                 "--precision", "fp32", "--precision", "bf16", "--frames", "3", "--out", str(out)])
+    assert code == 0
+    rows = json.loads((out / "bench.json").read_text())
+    assert [(r["precision"], r["width"], r["height"]) for r in rows] == [
+        ("fp32", 96, 64), ("fp32", 80, 48), ("bf16", 96, 64), ("bf16", 80, 48)]
+    assert all(r["model"] == "tiny" and r["frames"] == 3 for r in rows)
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_and_export_reject_bad_arguments(tiny_weights, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--size", "640by512"])
+    assert "size must look like 640x512" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        code = main(["export", "--weights", str(tiny_weights), "--format", "tensorrt", "--out", "x.ep"])
+        assert code == 2
+        assert capsys.readouterr().err.strip().count("\n") == 0  # one line, no traceback
+    code = main(["export", "--weights", str(tiny_weights), "--format", "onnx", "--out", "x.onnx",
+                 "--precision", "fp16"])
+    assert code == 2 and "ONNX export is fp32" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime (pip install 'nirstream[export]')")
+def test_onnx_export_matches_pytorch_on_demo_frames(tiny_weights, tmp_path, capsys):
+    import onnx
+
+    out = tmp_path / "tiny.onnx"
+    code = main(["export", "--weights", str(tiny_weights), "--format", "onnx", "--out", str(out),
+                 "--size", "96x64", "--batch", "2"])
+    assert code == 0
+    model = onnx.load(str(out))
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [2, 1, 64, 96]
+    assert {p.key: p.value for p in model.metadata_props}["nirstream.input"] == "2x1x64x96"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
+def test_onnx_check_catches_a_model_that_differs(tmp_path):
+    from nirstream.core.onnx_export import export_onnx, onnx_mean_abs_diff
+
+    model = build_model(dict(TINY_COLORMAMBA)).eval()
+    path = export_onnx(model, tmp_path / "m.onnx", 32, 48)
+    images = [torch.rand(1, 1, 32, 48) for _ in range(2)]
+    assert onnx_mean_abs_diff(model, path, images) < 1e-5
+    other = build_model(dict(TINY_COLORMAMBA)).eval()  # different random weights
+    assert onnx_mean_abs_diff(other, path, images) > 1e-3
+    with pytest.raises(ValueError, match="the ONNX model takes"):
+        onnx_mean_abs_diff(model, path, [torch.rand(1, 1, 48, 32)])
