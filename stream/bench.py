@@ -11,6 +11,7 @@ matrix rate in that precision, the floor those two imply (the fastest the frame 
 the fraction of that rate the run reached.
 """
 
+import functools
 import itertools
 import json
 import statistics
@@ -75,10 +76,12 @@ def table(results: list[BenchResult]) -> str:
     return "\n".join([TABLE_HEADER, *(r.row() for r in results)])
 
 
+@functools.cache
 def measure_peak_tflops(device: torch.device, precision: str, seconds: float = 1.0) -> float:
     """The device's matrix rate in TFLOP/s: the best of repeated square matmuls in ``precision``.
 
-    The "peak" a model's FLOPs are held against: measured, not the datasheet's number.
+    The "peak" a model's FLOPs are held against: measured, not the datasheet's number; once
+    per device and precision, so every row of a run is held against the same rate.
     """
     dtype = HALF_DTYPES.get(precision, torch.float32)
     if device.type == "cpu" and dtype != torch.float32:

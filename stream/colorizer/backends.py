@@ -45,7 +45,9 @@ def make_backend(
 
 def compiled(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
     """torch.compile; on CUDA with CUDA graphs (``reduce-overhead``): one launch per call instead of one per kernel."""
-    program = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None)
+    # Static shapes: the tiler feeds one shape per stream, and symbolic shapes of ColorMamba's
+    # size-dependent padding made inductor fail at 640x512 (torch 2.13, CPU).
+    program = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
 
     def step(x: Tensor) -> Tensor:
         with scan_backend("custom_op"):  # read while tracing and guarded on: the same for every call
