@@ -56,3 +56,68 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     k = torch.remainder(offsets + 6.0 * hue.unsqueeze(1), 6.0)
     ramp = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
     return value.unsqueeze(1) * (1.0 - saturation.unsqueeze(1) * ramp)
+
+
+# CIELAB (CIE 1976 L*a*b*) from sRGB under the D65 white point, as in skimage.color.rgb2lab.
+_RGB_TO_XYZ = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+_D65_WHITE = (0.950456, 1.0, 1.088754)  # XYZ of the reference white; scaling by it makes white (1, 0, 0) in Lab
+_LAB_EPSILON = (6.0 / 29.0) ** 3  # where the cube-root law hands over to the linear segment
+AB_SCALE = 128.0
+"""a and b divided by this lie in about [-1, 1] for any sRGB colour (b reaches -108, a 98).
+
+Models predict ``ab / AB_SCALE`` and the data side must be normalised with the same constant
+and **no offset**: a gray pixel is a = b = 0, so its normalised value must be 0 too. Mixing
+conventions (``(ab + 128) / 255`` on one side, ``ab / 128`` on the other) shifts every
+prediction towards +a, +b, the well-known red cast of LAB colorizers.
+"""
+
+
+def _matrix(rows: tuple, like: Tensor) -> Tensor:
+    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+
+
+def rgb_to_lab(rgb: Tensor) -> Tensor:
+    """sRGB in [0,1] to CIELAB: L in [0, 100], a and b in about [-128, 127]; differentiable.
+
+    Inputs outside [0, 1] are clamped first (sRGB's transfer curve is defined on [0, 1]).
+    """
+    _check_image(rgb, "rgb")
+    c = rgb.clamp(0.0, 1.0)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = torch.einsum("ij,bjhw->bihw", _matrix(_RGB_TO_XYZ, rgb), linear)
+    t = xyz / _matrix(_D65_WHITE, rgb).view(1, 3, 1, 1)
+    # clamp_min keeps the cube root's gradient finite in the branch torch.where discards.
+    f = torch.where(t > _LAB_EPSILON, t.clamp_min(_LAB_EPSILON) ** (1.0 / 3.0), t / (3 * (6 / 29) ** 2) + 4.0 / 29.0)
+    fx, fy, fz = f.unbind(dim=1)
+    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=1)
+
+
+def lab_to_rgb(lab: Tensor) -> Tensor:
+    """CIELAB to sRGB, the inverse of :func:`rgb_to_lab`; differentiable, not clamped.
+
+    Lab colours outside the sRGB gamut come back outside [0, 1]: clamp them for display.
+    """
+    _check_image(lab, "lab")
+    lightness, a, b = lab.unbind(dim=1)
+    fy = (lightness + 16.0) / 116.0
+    f = torch.stack((fy + a / 500.0, fy, fy - b / 200.0), dim=1)
+    delta = 6.0 / 29.0
+    t = torch.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
+    xyz = t * _matrix(_D65_WHITE, lab).view(1, 3, 1, 1)
+    linear = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_matrix(_RGB_TO_XYZ, lab)), xyz)
+    return torch.where(
+        linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055
+    )
+
+
+def nir_ab_to_rgb(nir: Tensor, ab: Tensor) -> Tensor:
+    """The LAB colorizers' output: the NIR frame (``B×1×H×W`` in [0,1]) as L, normalised ``ab`` as colour.
+
+    ``ab`` is ``B×2×H×W`` divided by :data:`AB_SCALE`; the result is RGB clamped to [0, 1].
+    """
+    lab = torch.cat((nir * 100.0, ab * AB_SCALE), dim=1)
+    return lab_to_rgb(lab).clamp(0.0, 1.0)

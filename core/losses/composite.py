@@ -24,6 +24,7 @@ from nirstream.core.errors import ConfigError
 from nirstream.core.losses.color import CosineLoss, HSVLoss
 from nirstream.core.losses.combined import CombinedLoss
 from nirstream.core.losses.histogram import HistogramLoss
+from nirstream.core.losses.lab import ABL1Loss, ABMSELoss
 from nirstream.core.losses.perceptual import VGGPerceptualLoss
 from nirstream.core.losses.pixel import PixelL1Loss, PixelMSELoss
 from nirstream.core.losses.structural import MSSSIMLoss
@@ -38,6 +39,8 @@ LOSS_TERMS: dict[str, type[LossTerm]] = {
     "histogram": HistogramLoss,
     "vgg": VGGPerceptualLoss,
     "combined": CombinedLoss,
+    "ab_mse": ABMSELoss,
+    "ab_l1": ABL1Loss,
 }
 
 
@@ -76,9 +79,10 @@ class CompositeLoss(nn.Module):
                         f"loss term '{name}' needs the model output '{key}', which this model does not "
                         f"produce (outputs: {', '.join(sorted(pred))}); remove '{name}' from the loss"
                     )
-                if pred[key].shape != target_rgb.shape:
+                shape = pred[key].shape
+                if shape[0] != target_rgb.shape[0] or shape[-2:] != target_rgb.shape[-2:]:
                     raise ValueError(
-                        f"model output '{key}' has shape {tuple(pred[key].shape)}, the target "
+                        f"model output '{key}' has shape {tuple(shape)}, the target "
                         f"{tuple(target_rgb.shape)}"
                     )
 

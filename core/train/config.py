@@ -89,7 +89,10 @@ class GanConfig:
     """Optional LSGAN term from a conditional PatchGAN discriminator (sees NIR and RGB).
 
     The generator's loss gains ``weight * lsgan_g_loss``; the discriminator takes one Adam
-    step (rate ``d_lr``, default ``optim.lr``) every ``d_every`` generator steps.
+    step (rate ``d_lr``, default ``optim.lr``) every ``d_every`` generator steps, so the two
+    can be balanced: a discriminator that wins too easily gets fewer steps or a lower rate.
+    Both join at epoch ``start_epoch``; the epochs before it pre-train the generator on its
+    reconstruction losses alone (stage 1), and ``--resume`` continues any stage exactly.
     ``discriminator`` holds the PatchGAN's constructor arguments.
     """
 
@@ -98,9 +101,12 @@ class GanConfig:
     d_lr: float | None = None
     d_betas: tuple[float, float] = (0.5, 0.999)
     d_every: int = 1
+    start_epoch: int = 1
     discriminator: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.start_epoch < 1:
+            raise ConfigError(f"gan.start_epoch must be >= 1 (the first epoch), got {self.start_epoch}")
         if self.d_every < 1:
             raise ConfigError(f"gan.d_every must be >= 1, got {self.d_every}")
         if self.weight < 0:

@@ -183,7 +183,7 @@ class Trainer:
             for step, batch in zip(range(self.steps_per_epoch), self.loader):
                 nir = batch["nir"].to(self.device, non_blocking=True)
                 rgb = batch["rgb"].to(self.device, non_blocking=True)
-                terms = self._train_step(nir, rgb, step)
+                terms = self._train_step(nir, rgb, step, epoch)
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value
                     counts[name] = counts.get(name, 0) + 1
@@ -197,14 +197,20 @@ class Trainer:
         )
         return {f"train_{n}": float(totals[i] / totals[len(names) + i]) for i, n in enumerate(names)}
 
-    def _train_step(self, nir: Tensor, rgb: Tensor, step: int) -> dict[str, float]:
-        """One generator step (and, with a GAN, its discriminator step); the unweighted loss terms."""
+    def _train_step(self, nir: Tensor, rgb: Tensor, step: int, epoch: int) -> dict[str, float]:
+        """One generator step (and, with a GAN, its discriminator step); the unweighted loss terms.
+
+        Before ``gan.start_epoch`` the generator pre-trains on its reconstruction losses alone
+        and the discriminator waits: a critic facing an untrained generator wins at once and
+        its gradients then say little.
+        """
+        adversary = self.adversary if epoch >= self.config.gan.start_epoch else None
         with _autocast(self.device.type, self.amp_dtype):
             outputs = self.forward_for_loss(nir)
         outputs = {name: value.float() for name, value in outputs.items()}  # losses in fp32
         total, terms = self.loss(outputs, rgb)
-        if self.adversary is not None:
-            adversarial = self.adversary.generator_loss(nir, outputs["rgb"])
+        if adversary is not None:
+            adversarial = adversary.generator_loss(nir, outputs["rgb"])
             total = total + self.config.gan.weight * adversarial
             terms["gan_g"] = float(adversarial.detach())
         terms["total"] = float(total.detach())
@@ -212,8 +218,8 @@ class Trainer:
         self.scaler.scale(total).backward()
         _optimizer_step(self.optimizer, self.scaler, self.config.optim.grad_clip)
         self.scheduler.step()
-        if self.adversary is not None:
-            d_loss = self.adversary.train_step(step, nir, rgb, outputs["rgb"].detach(), self.config.optim.grad_clip)
+        if adversary is not None:
+            d_loss = adversary.train_step(step, nir, rgb, outputs["rgb"].detach(), self.config.optim.grad_clip)
             if d_loss is not None:
                 terms["gan_d"] = d_loss
         return terms
