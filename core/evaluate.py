@@ -2,11 +2,12 @@
 
 Each image is colorized whole (batch 1, any size) and scored 8-bit against 8-bit ground truth
 (:mod:`nirstream.core.metrics`); the means are over images, as the challenge reported them.
-Training validation and ``nirstream eval`` both go through :func:`score_images`.
+Training validation and ``nirstream eval`` both go through :func:`score_images`. FID over the
+whole set is added when local Inception weights are given (:mod:`nirstream.core.metrics.fid`).
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from nirstream.core.data import PairedDataset, write_image
 from nirstream.core.metrics import image_metrics
+from nirstream.core.metrics.fid import FID_UNAVAILABLE, FIDAccumulator
 
 METRICS = ("psnr", "ssim", "ae")
 
@@ -34,6 +36,7 @@ class ScoredImage:
 @dataclass
 class EvalReport:
     images: list[ScoredImage] = field(default_factory=list)
+    fid: float | None = None  # None: no Inception weights were given
 
     @property
     def mean(self) -> dict[str, float]:
@@ -48,19 +51,27 @@ class EvalReport:
             if i == len(rows) - 1:
                 lines.append("-" * len(lines[0]))
             lines.append(f"{name:<{width}}  {m['psnr']:8.2f}  {m['ssim']:6.4f}  {m['ae']:7.3f}")
+        lines.append(f"FID over {len(self.images)} images: {self.fid:.2f}" if self.fid is not None else FID_UNAVAILABLE)
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        return {"mean": self.mean, "images": [{"name": s.name, **s.metrics} for s in self.images]}
+        fid = {"fid": self.fid} if self.fid is not None else {"fid": None, "fid_note": FID_UNAVAILABLE}
+        return {"mean": self.mean, **fid, "images": [{"name": s.name, **s.metrics} for s in self.images]}
 
 
 @torch.inference_mode()
 def score_images(
-    model: nn.Module, items: Iterable[dict[str, Any]], device: torch.device, *, keep_images: int = 0
+    model: nn.Module,
+    items: Iterable[dict[str, Any]],
+    device: torch.device,
+    *,
+    keep_images: int = 0,
+    on_pair: Callable[[Tensor, Tensor], None] | None = None,
 ) -> Iterator[ScoredImage]:
     """Colorize and score each item (``{"nir", "rgb", "name"}``, unbatched or batch 1).
 
-    The first ``keep_images`` results carry 8-bit NIR, prediction and truth for a contact sheet.
+    The first ``keep_images`` results carry 8-bit NIR, prediction and truth for a contact sheet;
+    ``on_pair(prediction, truth)`` sees every pair (set-level metrics such as FID).
     """
     was_training = model.training
     model.eval()
@@ -69,6 +80,8 @@ def score_images(
             nir, rgb = _batched(item["nir"]).to(device), _batched(item["rgb"]).to(device)
             prediction = model(nir).float()
             metrics = {k: float(v[0]) for k, v in image_metrics(prediction, rgb).items()}
+            if on_pair is not None:
+                on_pair(prediction, rgb)
             name = item["name"] if isinstance(item["name"], str) else item["name"][0]
             images = None
             if index < keep_images:
@@ -78,10 +91,19 @@ def score_images(
         model.train(was_training)
 
 
-def evaluate(model: nn.Module, dataset: PairedDataset, device: torch.device, *, keep_images: int = 0) -> EvalReport:
-    """Score every pair of ``dataset`` (full images, no augmentation)."""
+def evaluate(
+    model: nn.Module,
+    dataset: PairedDataset,
+    device: torch.device,
+    *,
+    keep_images: int = 0,
+    fid_weights: str | Path | None = None,
+) -> EvalReport:
+    """Score every pair of ``dataset`` (full images, no augmentation); FID too with ``fid_weights``."""
+    fid = FIDAccumulator(fid_weights, device) if fid_weights is not None else None
     items = (dataset[i] for i in range(len(dataset)))
-    return EvalReport(list(score_images(model, items, device, keep_images=keep_images)))
+    scored = list(score_images(model, items, device, keep_images=keep_images, on_pair=fid.add if fid else None))
+    return EvalReport(scored, fid.value() if fid else None)
 
 
 def write_report(report: EvalReport, path: str | Path) -> Path:

@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "(default: runs/eval/<weights>-<split>)")
     evaluate.add_argument("--sheet-rows", type=_non_negative, default=8,
                           help="images on the contact sheet, 0 for none (default: 8)")
+    evaluate.add_argument("--fid-weights", type=Path,
+                          help="a local TorchScript Inception-v3 feature extractor (inception-2015-12-05.pt) "
+                               "to add FID; without it the report says FID is not available")
     evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     evaluate.set_defaults(handler=run_eval)
 
@@ -213,7 +216,7 @@ def run_eval(args: argparse.Namespace) -> None:
         dataset = CsvPairedDataset(args.data, split=args.split)
     else:
         dataset = PairedFolderDataset(args.data, args.split)
-    report = evaluate(model, dataset, device, keep_images=args.sheet_rows)
+    report = evaluate(model, dataset, device, keep_images=args.sheet_rows, fid_weights=args.fid_weights)
     print(report.table())
     out = args.out or Path("runs") / "eval" / f"{weights.stem}-{args.split}"
     logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
