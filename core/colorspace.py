@@ -58,11 +58,18 @@ def hsv_to_rgb(hsv: Tensor) -> Tensor:
     return value.unsqueeze(1) * (1.0 - saturation.unsqueeze(1) * ramp)
 
 
-# CIELAB (CIE 1976 L*a*b*) from sRGB under the D65 white point, as in skimage.color.rgb2lab.
+# CIELAB (CIE 1976 L*a*b*) from sRGB under the D65 white point, with OpenCV's matrix and white.
+# Plain Python constants: no tensor is built per call (no host-to-device copy on CUDA), and the
+# arithmetic exports to ONNX and runs in any dtype (linalg.inv does neither).
 _RGB_TO_XYZ = (
     (0.412453, 0.357580, 0.180423),
     (0.212671, 0.715160, 0.072169),
     (0.019334, 0.119193, 0.950227),
+)
+_XYZ_TO_RGB = (  # the inverse of _RGB_TO_XYZ
+    (3.240481343, -1.537151516, -0.498536326),
+    (-0.969254950, 1.875990001, 0.041555927),
+    (0.055646639, -0.204041338, 1.057311070),
 )
 _D65_WHITE = (0.950456, 1.0, 1.088754)  # XYZ of the reference white; scaling by it makes white (1, 0, 0) in Lab
 _LAB_EPSILON = (6.0 / 29.0) ** 3  # where the cube-root law hands over to the linear segment
@@ -76,8 +83,12 @@ prediction towards +a, +b, the well-known red cast of LAB colorizers.
 """
 
 
-def _matrix(rows: tuple, like: Tensor) -> Tensor:
-    return torch.tensor(rows, dtype=like.dtype, device=like.device)
+def _mix(rows: tuple, x: Tensor, scale: tuple = (1.0, 1.0, 1.0)) -> Tensor:
+    """``rows`` (3×3) times the channels of ``x`` (``B×3×H×W``), output channel i divided by ``scale[i]``."""
+    channels = x.unbind(dim=1)
+    return torch.stack(
+        [sum(w * c for w, c in zip(row, channels)) / s for row, s in zip(rows, scale)], dim=1
+    )
 
 
 def rgb_to_lab(rgb: Tensor) -> Tensor:
@@ -88,8 +99,7 @@ def rgb_to_lab(rgb: Tensor) -> Tensor:
     _check_image(rgb, "rgb")
     c = rgb.clamp(0.0, 1.0)
     linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = torch.einsum("ij,bjhw->bihw", _matrix(_RGB_TO_XYZ, rgb), linear)
-    t = xyz / _matrix(_D65_WHITE, rgb).view(1, 3, 1, 1)
+    t = _mix(_RGB_TO_XYZ, linear, scale=_D65_WHITE)
     # clamp_min keeps the cube root's gradient finite in the branch torch.where discards.
     f = torch.where(t > _LAB_EPSILON, t.clamp_min(_LAB_EPSILON) ** (1.0 / 3.0), t / (3 * (6 / 29) ** 2) + 4.0 / 29.0)
     fx, fy, fz = f.unbind(dim=1)
@@ -107,8 +117,8 @@ def lab_to_rgb(lab: Tensor) -> Tensor:
     f = torch.stack((fy + a / 500.0, fy, fy - b / 200.0), dim=1)
     delta = 6.0 / 29.0
     t = torch.where(f > delta, f**3, 3 * delta**2 * (f - 4.0 / 29.0))
-    xyz = t * _matrix(_D65_WHITE, lab).view(1, 3, 1, 1)
-    linear = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(_matrix(_RGB_TO_XYZ, lab)), xyz)
+    xyz = torch.stack([channel * white for channel, white in zip(t.unbind(dim=1), _D65_WHITE)], dim=1)
+    linear = _mix(_XYZ_TO_RGB, xyz)
     return torch.where(
         linear <= 0.0031308, 12.92 * linear, 1.055 * linear.clamp_min(0.0031308) ** (1.0 / 2.4) - 0.055
     )

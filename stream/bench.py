@@ -3,7 +3,9 @@
 A benchmark times what a camera pipeline pays, end to end: decoded ``uint8`` frames in host
 memory go through :class:`~nirstream.stream.colorizer.Colorizer` (copy in, normalise, tile,
 infer, blend, copy out, with its CUDA streams) and come back as RGB frames in host memory.
-Frames are synthetic scenes generated before the clock starts, so decoding costs nothing.
+Frames are synthetic scenes generated before the clock starts, so decoding costs nothing, and
+each is there as soon as the colorizer asks: on CUDA, where the colorizer hands frame n on once
+frame n+1 has arrived, a live camera adds up to one frame interval to the latency measured here.
 
 Per configuration it reports fps, per-frame latency p50/p99, peak GPU memory, the model's
 FLOPs per frame (every tile the colorizer runs, padding included), the device's measured
@@ -12,6 +14,7 @@ the fraction of that rate the run reached.
 """
 
 import functools
+import gc
 import itertools
 import json
 import statistics
@@ -28,6 +31,7 @@ from nirstream.core.models.cost import forward_flops
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.colorizer.backends import HALF_DTYPES
 from nirstream.stream.colorizer.colorizer import synthetic_nir
+from nirstream.stream.colorizer.guided import scaled_size
 from nirstream.stream.frame import Frame
 
 RESOLUTIONS = ((640, 512), (1280, 720), (1920, 1080))
@@ -105,7 +109,7 @@ def measure_peak_tflops(device: torch.device, precision: str, seconds: float = 1
 def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
     """FLOPs the colorizer's model spends on one frame: each model call it makes, as it tiles it."""
     config = colorizer.config
-    scaled_h, scaled_w = round(height * config.fast_scale), round(width * config.fast_scale)
+    scaled_h, scaled_w = scaled_size(height, width, config.fast_scale)
     if not config.tile or max(scaled_h, scaled_w) <= config.tile:
         return sum(forward_flops(colorizer.model, scaled_h, scaled_w))
     tiles = colorizer.tiles_per_frame(height, width)
@@ -118,6 +122,8 @@ def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
 def bench_one(
     model: torch.nn.Module, name: str, config: ColorizerConfig, width: int, height: int, frames: int
 ) -> BenchResult:
+    """GPU memory is the allocator's peak reservation (CUDA-graph pools included; TensorRT's own
+    workspace is outside it)."""
     """Time ``frames`` frames of ``width×height`` through a fresh colorizer (after its warm-up)."""
     colorizer = Colorizer(model, config)
     device = colorizer.device
@@ -131,7 +137,8 @@ def bench_one(
     for frame in colorizer.run(_frames(pool, frames)):
         latencies.append((frame.timings["colorized"] - frame.captured_at) * 1e3)
     wall = time.perf_counter() - start
-    memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    # Reserved, not allocated: CUDA graphs replay in a private pool the allocator's peak does not see.
+    memory = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
     flops = frame_flops(colorizer, width, height)
     peak = measure_peak_tflops(device, colorizer.precision)
     fps = len(latencies) / wall
@@ -160,6 +167,7 @@ def bench_matrix(
         config = replace(base, backend=backend, precision=precision)
         logger.info(f"bench {name} {backend} {precision} {width}x{height}: {frames} frames")
         result = bench_one(model, name, config, width, height, frames)
+        _release_compiled()
         logger.info(
             f"  {result.fps:.1f} fps, p50 {result.latency_p50_ms:.1f} ms, p99 {result.latency_p99_ms:.1f} ms, "
             f"{100 * result.fraction_of_peak:.1f} % of {result.peak_tflops:.1f} TFLOP/s"
@@ -207,6 +215,14 @@ def _frames(pool: list[np.ndarray], count: int) -> Iterator[Frame]:
     """Frames stamped as they are handed over: latency is from here to RGB in host memory."""
     for index in range(count):
         yield Frame(index=index, pts=None, captured_at=time.monotonic(), nir=pool[index % len(pool)])
+
+
+def _release_compiled() -> None:
+    """Drop the last configuration's compiled graphs and memory pools before the next one."""
+    torch._dynamo.reset()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

@@ -42,13 +42,20 @@ def export(
         if precision != "fp32":
             raise ConfigError("ONNX export is fp32 (runtimes choose their own precision); drop --precision")
         logger.info(f"exporting to ONNX at {batch}x1x{height}x{width} (a minute or more for large models)")
-        export_onnx(model, out, height, width, batch)
-        if check_source is not None:
-            frames = check_frames(check_source, width, height)
-            diff = onnx_mean_abs_diff(model, out, [f.expand(batch, -1, -1, -1).contiguous() for f in frames])
-            if not diff <= MAX_MEAN_ABS_DIFF:
-                raise ConfigError(f"ONNX output differs from PyTorch by {diff:.2e} on average (limit {MAX_MEAN_ABS_DIFF:g})")
-            logger.info(f"onnxruntime matches PyTorch on {len(frames)} real frames: mean |difference| {diff:.2e}")
+        unchecked = out.with_name(out.name + ".unchecked")  # a file that failed its check never lands at ``out``
+        try:
+            export_onnx(model, unchecked, height, width, batch)
+            if check_source is not None:
+                frames = check_frames(check_source, width, height)
+                diff = onnx_mean_abs_diff(model, unchecked, [f.expand(batch, -1, -1, -1).contiguous() for f in frames])
+                if not diff <= MAX_MEAN_ABS_DIFF:
+                    raise ConfigError(
+                        f"ONNX output differs from PyTorch by {diff:.2e} on average (limit {MAX_MEAN_ABS_DIFF:g})"
+                    )
+                logger.info(f"onnxruntime matches PyTorch on {len(frames)} real frames: mean |difference| {diff:.2e}")
+            unchecked.replace(out)
+        finally:
+            unchecked.unlink(missing_ok=True)
         return out
     if fmt == "tensorrt":
         if not torch.cuda.is_available():

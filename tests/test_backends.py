@@ -131,5 +131,6 @@ def test_engine_cache_key_follows_weights_shape_precision_and_device(tiny_model,
     with torch.no_grad():
         next(tiny_model.parameters())[0].flatten()[0] += 1e-3
     assert weights_hash(tiny_model) != before  # retrained weights never load a stale engine
+    assert len(weights_hash(build_model({"arch": "resnet34-lab"}))) == 64  # 0-dim BatchNorm counters hash too
     monkeypatch.setenv("NIRSTREAM_CACHE", str(tmp_path))
     assert default_engine_cache() == tmp_path / "engines"

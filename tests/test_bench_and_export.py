@@ -93,6 +93,9 @@ def test_onnx_export_matches_pytorch_on_demo_frames(tiny_weights, tmp_path, caps
 def test_onnx_check_catches_a_model_that_differs(tmp_path):
     from nirstream.core.onnx_export import export_onnx, onnx_mean_abs_diff
 
+    lab = build_model({"arch": "resnet34-lab"}).eval()  # the Lab conversion exports too
+    lab_path = export_onnx(lab, tmp_path / "lab.onnx", 32, 48)
+    assert onnx_mean_abs_diff(lab, lab_path, [torch.rand(1, 1, 32, 48)]) < 1e-5
     model = build_model(dict(TINY_COLORMAMBA)).eval()
     path = export_onnx(model, tmp_path / "m.onnx", 32, 48)
     images = [torch.rand(1, 1, 32, 48) for _ in range(2)]

@@ -16,7 +16,7 @@ from nirstream.core.losses.lab import target_ab
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.train import train
 from nirstream.core.train.config import GanConfig
-from nirstream.core.weights import save_weights
+from nirstream.core.weights import read_metadata, save_weights
 from nirstream.stream.cli import main
 
 SMALL_PIX2PIX = {"arch": "pix2pix-lab", "ngf": 8, "depth": 4, "dropout_layers": 1}
@@ -126,6 +126,7 @@ def test_pix2pix_lab_pretrains_then_adds_its_gan_and_runs_everywhere(pairs, tmp_
     assert max(r["val_psnr"] for r in rows[1:]) > rows[0]["val_psnr"]
 
     weights = run_dir / "best.safetensors"
+    assert read_metadata(weights)["info"]["epoch"] >= 3  # only adversarially trained epochs compete for best
     assert main(["eval", "--weights", str(weights), "--data", str(pairs), "--split", "val",
                  "--out", str(tmp_path / "eval"), "--sheet-rows", "0"]) == 0
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["mean"]["psnr"] > 0

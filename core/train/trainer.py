@@ -205,6 +205,8 @@ class Trainer:
         its gradients then say little.
         """
         adversary = self.adversary if epoch >= self.config.gan.start_epoch else None
+        if self.adversary is not None and adversary is None:
+            self.adversary.scheduler.step()  # its schedule spans the whole run, like the generator's
         with _autocast(self.device.type, self.amp_dtype):
             outputs = self.forward_for_loss(nir)
         outputs = {name: value.float() for name, value in outputs.items()}  # losses in fp32
@@ -243,7 +245,10 @@ class Trainer:
         row["seconds"] = round(time.perf_counter() - started, 3)
         self.history.append(row)
         epoch = row["epoch"]
-        improved = epoch > 0 and row["val_psnr"] > self.best["val_psnr"]
+        # With a GAN, only epochs that trained adversarially compete: the pre-training stage
+        # usually scores higher PSNR, but it is not the model the recipe asks for.
+        first = self.config.gan.start_epoch if self.adversary is not None else 1
+        improved = epoch >= first and row["val_psnr"] > self.best["val_psnr"]
         if improved:
             self.best = {"epoch": epoch, **{f"val_{m}": row[f"val_{m}"] for m in METRICS}}
         train_part = f"train loss {row['train_total']:.4f} | " if "train_total" in row else ""

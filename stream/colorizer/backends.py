@@ -18,6 +18,7 @@ import torch
 from loguru import logger
 from torch import Tensor, nn
 
+from nirstream.core import __version__
 from nirstream.core.errors import ConfigError
 from nirstream.core.files import atomic_path
 from nirstream.core.ops import scan_backend
@@ -131,11 +132,12 @@ def weights_hash(model: nn.Module) -> str:
     for name, tensor in model.state_dict().items():
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
 def engine_key(weights: str, shape: tuple[int, ...], dtype: torch.dtype, gpu: str, trt_version: str) -> str:
-    """A file-name-safe key for one engine: changes whenever any input to the build changes."""
-    parts = [weights, "x".join(map(str, shape)), str(dtype), gpu, trt_version, torch.__version__]
+    """A file-name-safe key for one engine: changes whenever any input to the build changes (nirstream's
+    version included, for model code that changed under the same weights)."""
+    parts = [weights, "x".join(map(str, shape)), str(dtype), gpu, trt_version, torch.__version__, __version__]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]

@@ -27,7 +27,6 @@ from loguru import logger
 
 from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
-from nirstream.core.models import ColorMamba
 from nirstream.core.models.colormamba import pad_with_margin
 from nirstream.stream.frame import Frame
 
@@ -114,16 +113,20 @@ class Colorizer:
         self.device = resolve_device(self.config.device)
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
-        self._align = getattr(model, "multiple", 1) if isinstance(model, ColorMamba) else 1
+        # Models that pad with pad_with_margin to a multiple of their stride declare it as ``multiple``.
+        self._align = getattr(model, "multiple", 1)
         tile_batch = self.config.tile_batch
         self._tune_batch = tile_batch == "auto" and self.device.type == "cuda"
-        self._tiler = (
-            # Compiled backends build one program per input shape: feed them full batches only.
-            Tiler(self.config.tile, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
-                  self._align, fixed_batch=self.config.backend != "eager")
-            if self.config.tile
-            else None
-        )
+        try:
+            self._tiler = (
+                # Compiled backends build one program per input shape: feed them full batches only.
+                Tiler(self.config.tile, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
+                      self._align, fixed_batch=self.config.backend != "eager")
+                if self.config.tile
+                else None
+            )
+        except ValueError as exc:
+            raise ConfigError(f"colorizer: {exc} (this model's stride is {self._align}: raise engine.tile)") from exc
         self.precision = self.config.precision
         if self.precision == "auto" and self.device.type != "cuda":
             self.precision = "fp32"
@@ -292,7 +295,7 @@ class Colorizer:
 
     def _infer(self, raw: Tensor) -> Tensor:
         """Raw ``H×W`` integer frame on the device to ``H×W×3`` uint8 RGB on the device."""
-        if self._net is None:  # precision auto, first frame without a warmup
+        if self._net is None or self._tune_batch:  # auto settings, first frame without a warmup
             self._autotune(*raw.shape)
         # The TensorRT backend casts the model itself; autocast is for PyTorch execution.
         dtype = HALF_DTYPES.get(self.precision) if self.config.backend != "tensorrt" else None
@@ -312,9 +315,9 @@ class Colorizer:
             return rgb[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
 
     def _phase(self, height: int, width: int) -> tuple[int, int]:
-        """Where to place the frame on the tile canvas so tiles see ColorMamba's stride pattern as the whole frame does.
+        """Where to place the frame on the tile canvas so tiles see the model's stride pattern as the whole frame does.
 
-        ColorMamba pads (reflect) by a size-dependent margin, and its strided stages are not
+        ColorMamba and the LAB models pad (reflect) by a size-dependent margin, and strided stages are not
         shift-invariant: a tile padded differently from the frame would colour every pixel
         differently (about 10/255 on average for a random tiny model).
         """
