@@ -115,7 +115,7 @@ def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
     tiles = colorizer.tiles_per_frame(height, width)
     batch = colorizer.tile_batch or 1
     calls = -(-tiles // batch)
-    padded = calls * batch if config.backend != "eager" else tiles  # compiled backends run full batches
+    padded = calls * batch if colorizer.fixed_batch else tiles  # TensorRT runs full batches only
     return padded * sum(forward_flops(colorizer.model, config.tile, config.tile))
 
 

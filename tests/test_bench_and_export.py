@@ -33,6 +33,8 @@ def test_frame_flops_count_every_tile_and_the_filled_up_batches():
     assert eager.tiles_per_frame(100, 150) == 6
     assert frame_flops(eager, 150, 100) == 6 * per_tile
     compiled = Colorizer(model, ColorizerConfig(device="cpu", tile=64, overlap=16, tile_batch=4, backend="compile"))
+    assert not compiled.fixed_batch and frame_flops(compiled, 150, 100) == 6 * per_tile
+    compiled._tiler.fixed_batch = True  # as for TensorRT, which cannot be built here
     assert frame_flops(compiled, 150, 100) == 8 * per_tile  # two calls of 4: the second filled up
 
 

@@ -4,7 +4,7 @@ Each backend is a callable from an ``N×1×h×w`` float tensor to ``N×3×h×w``
 backends see the selective scan as one opaque custom op (``torch.ops.nirstream.selective_scan``,
 :mod:`nirstream.core.ops.scan_op`): torch.compile runs it without a graph break, and TensorRT
 leaves that one op to PyTorch while it builds engines for everything around it. Both compile
-one program per input shape, which is why the tiler feeds them fixed tile batches.
+one program per input shape; TensorRT's take minutes each, so the tiler feeds it full tile batches only.
 """
 
 import copy

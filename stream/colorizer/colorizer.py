@@ -119,9 +119,11 @@ class Colorizer:
         self._tune_batch = tile_batch == "auto" and self.device.type == "cuda"
         try:
             self._tiler = (
-                # Compiled backends build one program per input shape: feed them full batches only.
+                # A TensorRT engine takes minutes to build per input shape: feed it full batches only.
+                # torch.compile and CUDA graphs record a short last batch once, cheaply, and
+                # filling it up would cost compute on every frame (6 tiles at batch 4 run as 8).
                 Tiler(self.config.tile, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
-                      self._align, fixed_batch=self.config.backend != "eager")
+                      self._align, fixed_batch=self.config.backend == "tensorrt")
                 if self.config.tile
                 else None
             )
@@ -140,6 +142,11 @@ class Colorizer:
         self._warmed: set[tuple[int, int]] = set()
         self._pinned: dict[tuple[tuple[int, ...], torch.dtype], list[tuple[Tensor, Tensor]]] = {}
         self._slot = 0
+
+    @property
+    def fixed_batch(self) -> bool:
+        """Whether a short last batch of tiles is filled up to ``tile_batch`` (TensorRT)."""
+        return self._tiler is not None and self._tiler.fixed_batch
 
     @property
     def tile_batch(self) -> int | None:
