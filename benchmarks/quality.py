@@ -80,6 +80,14 @@ def baselines(data: Path, train_split: str, dataset: PairedFolderDataset) -> dic
     return scores
 
 
+def _shown(path: Path) -> str:
+    """The path as a reader of RESULTS.md finds it: relative to the repository when inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parents[1]))
+    except ValueError:
+        return str(path)
+
+
 def _levels(nir: torch.Tensor) -> np.ndarray:
     return (nir[0].numpy() * 255).round().astype(np.int64)
 
@@ -120,7 +128,7 @@ def main() -> None:
         rows.append(
             f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.3f} | {mean['ae']:.2f} | {params:.2f} M | "
             f"{counted + scan:.2f} | {frame_ms:.0f}{' (1 run)' if runs == 1 else ''} | {summary.fps:.1f} | "
-            f"epoch {info.get('epoch')}, {trained} | `{path}` |"
+            f"epoch {info.get('epoch')}, {trained} | `{_shown(path)}` |"
         )
         print(rows[-1], flush=True)
         if sheet is not None:
