@@ -109,10 +109,9 @@ def measure_peak_tflops(device: torch.device, precision: str, seconds: float = 1
 def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
     """FLOPs the colorizer's model spends on one frame: each model call it makes, as it tiles it."""
     config = colorizer.config
-    scaled_h, scaled_w = scaled_size(height, width, config.fast_scale)
-    if not config.tile or max(scaled_h, scaled_w) <= config.tile:
-        return sum(forward_flops(colorizer.model, scaled_h, scaled_w))
     tiles = colorizer.tiles_per_frame(height, width)
+    if tiles == 1:
+        return sum(forward_flops(colorizer.model, *scaled_size(height, width, config.fast_scale)))
     batch = colorizer.tile_batch or 1
     calls = -(-tiles // batch)
     padded = calls * batch if colorizer.fixed_batch else tiles  # TensorRT runs full batches only
@@ -122,9 +121,11 @@ def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
 def bench_one(
     model: torch.nn.Module, name: str, config: ColorizerConfig, width: int, height: int, frames: int
 ) -> BenchResult:
-    """GPU memory is the allocator's peak reservation (CUDA-graph pools included; TensorRT's own
-    workspace is outside it)."""
-    """Time ``frames`` frames of ``width×height`` through a fresh colorizer (after its warm-up)."""
+    """Time ``frames`` frames of ``width×height`` through a fresh colorizer (after its warm-up).
+
+    GPU memory is the allocator's peak reservation (CUDA-graph pools included; TensorRT's own
+    workspace is outside it).
+    """
     colorizer = Colorizer(model, config)
     device = colorizer.device
     colorizer.warmup(height, width)

@@ -13,17 +13,16 @@ look-ahead: frame n is yielded once frame n+1 has been read from the input.
 """
 
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
-
 from loguru import logger
+from torch import Tensor, nn
 
 from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
@@ -62,9 +61,9 @@ class ColorizerConfig:
     ``tensorrt`` (engines cached in ``engine_cache``, default ``~/.cache/nirstream/engines``).
     ``tile`` 0 runs whole frames; otherwise frames larger than ``tile`` run in tiles of
     ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the
-    largest batch that fits in GPU memory, measured). The default 640
-    runs frames up to 640 px (a 640x512 NIR camera) whole: with 256 a 480x320 frame took six
-    overlapping tiles and 2-3x the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
+    largest batch that fits in GPU memory, measured). The default 640 runs frames up to 640 px
+    (a 640x512 NIR camera) whole: with 256 a 480x320 frame took six overlapping tiles and 2-3x
+    the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
     ``temporal`` smooths chroma across frames (off by default; :mod:`.temporal`).
     ``fast_scale`` below 1 is the fast mode: the model runs on the frame scaled by it and a
@@ -246,7 +245,7 @@ class Colorizer:
         if self.config.warmup and nir.shape[:2] not in self._warmed:
             self.warmup(*nir.shape[:2])
 
-    def _make_net(self):
+    def _make_net(self) -> Callable[[Tensor], Tensor]:
         return make_backend(
             self.model, self.config.backend, self.precision, self.device,
             engine_cache=None if self.config.engine_cache is None else Path(self.config.engine_cache),
@@ -256,11 +255,9 @@ class Colorizer:
         """Settle ``tile_batch: auto`` and ``precision: auto`` on CUDA, measured on a frame of this size (once)."""
         if not (self._tune_batch or self._net is None):
             return
-        sample = torch.from_numpy(synthetic_nir(height, width)).to(self.device)
-        x = self._scaled(normalize(sample, self.config.levels))
+        tiles = self.tiles_per_frame(height, width)
         if self._tune_batch:
             self._tune_batch = False
-            tiles = self.tiles_per_frame(height, width)
             if tiles > 1:
                 tile = torch.zeros((1, 1, self.config.tile, self.config.tile), device=self.device)
                 dtype = HALF_DTYPES.get(self.precision) if self.precision != "auto" else torch.float16
@@ -270,9 +267,11 @@ class Colorizer:
                 logger.info(f"tile batch: {self._tiler.tile_batch} ({tiles} tiles per {width}x{height} frame)")
         if self._net is None:
             candidates = ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+            sample = torch.from_numpy(synthetic_nir(height, width)).to(self.device)
+            x = self._scaled(normalize(sample, self.config.levels))
 
             def run(precision: str) -> Tensor:
-                out = self._eager(x, HALF_DTYPES.get(precision), whole=self.tiles_per_frame(height, width) == 1)
+                out = self._eager(x, HALF_DTYPES.get(precision), whole=tiles == 1)
                 torch.cuda.synchronize(self.device)
                 return out
 
@@ -283,8 +282,7 @@ class Colorizer:
 
     def _eager(self, x: Tensor, dtype: torch.dtype | None, whole: bool = True) -> Tensor:
         """The model itself (no compiled backend) under autocast ``dtype``, whole or tiled."""
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), self._autocast(dtype):
             if whole:
                 return self.model(x)
             return self._tiler(self.model, x, self._phase(*x.shape[-2:]))
@@ -296,6 +294,9 @@ class Colorizer:
             return 1
         return len(self._tiler.plan(*size, self.device, self._phase(*size)).boxes)
 
+    def _autocast(self, dtype: torch.dtype | None) -> AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+
     def _scaled(self, full: Tensor) -> Tensor:
         """What the model sees: the normalised frame, scaled down in fast mode."""
         return full if self.config.fast_scale == 1.0 else downscale(full, self.config.fast_scale)
@@ -306,11 +307,10 @@ class Colorizer:
             self._autotune(*raw.shape)
         # The TensorRT backend casts the model itself; autocast is for PyTorch execution.
         dtype = HALF_DTYPES.get(self.precision) if self.config.backend != "tensorrt" else None
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
         with torch.inference_mode():
             full = normalize(raw, self.config.levels)
             x = self._scaled(full)
-            with autocast:
+            with self._autocast(dtype):
                 if self._tiler is not None and max(x.shape[-2:]) > self.config.tile:
                     rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
                 else:  # a frame within one tile runs whole: the same result, without padding work
