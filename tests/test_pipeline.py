@@ -81,8 +81,10 @@ def test_live_source_under_a_slow_sink_drops_frames_and_bounds_latency():
     assert summary.captured == 150 and summary.written + summary.total_dropped == 150
     indices = [i for i, _ in sink.frames]
     assert indices == sorted(indices) and indices[-1] >= 140  # the freshest frames get through
-    # At most two queues of two frames wait ahead of a frame, each about one sink write (20 ms).
-    assert summary.latencies["end_to_end"]["p99"] < 250
+    # At most two queues of two frames wait ahead of a frame, each about one sink write (20 ms):
+    # about 100 ms. Without dropping, the last frames would wait for all 150 writes (3 s); the
+    # bound sits far from both so that a busy machine cannot fail it.
+    assert summary.latencies["end_to_end"]["p99"] < 1000
 
 
 def test_several_sinks_each_get_every_frame():

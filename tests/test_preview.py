@@ -152,7 +152,9 @@ def test_stalled_client_does_not_block_write():
         for frame in frames:
             sink.write(frame)
         elapsed = time.perf_counter() - start
-        assert elapsed < 0.1, f"100 writes took {elapsed:.3f}s"
+        # A write that waited on the stalled client would never return (it is not read until
+        # the test ends); 100 JPEG encodes take well under a second even on a busy machine.
+        assert elapsed < 5, f"100 writes took {elapsed:.3f}s"
         start = time.perf_counter()
         sink.close()  # also ends the stalled stream
         assert time.perf_counter() - start < 2

@@ -237,12 +237,16 @@ def test_testsrc_is_deterministic_and_moves() -> None:
 
 
 def test_testsrc_realtime_paces_at_fps() -> None:
-    source = TestSource(32, 24, fps=50, frames=3, live=True, realtime=True)
+    """Frame n is never handed out before n/fps after the start, however busy the machine.
+
+    Only that lower bound is a promise: a late frame (a loaded machine) shortens the wait for
+    the next one, so the gap between two frames has no lower bound and is not checked.
+    """
+    source = TestSource(32, 24, fps=50, frames=4, live=True, realtime=True)
     start = time.monotonic()
     frames = list(source)
-    assert time.monotonic() - start >= 0.04 - 1e-3
-    gaps = np.diff([frame.captured_at for frame in frames])
-    assert np.all(gaps >= 0.02 - 2e-3)
+    offsets = np.array([frame.captured_at for frame in frames]) - start
+    assert np.all(offsets >= np.arange(4) / 50)
     assert source.info.live
 
 
