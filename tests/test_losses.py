@@ -11,7 +11,7 @@ from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import LOSS_TERMS, build_loss, lsgan_d_loss, lsgan_g_loss
 from nirstream.core.losses.histogram import soft_histogram
 from nirstream.core.losses.perceptual import VGGPerceptualLoss, vgg19_features
-from nirstream.core.losses.structural import MSSSIMLoss, fitting_window
+from nirstream.core.losses.structural import MSSSIMLoss, fitting_window, ms_ssim
 from nirstream.core.models.patchgan import PatchGANDiscriminator
 
 
@@ -154,6 +154,29 @@ def test_ms_ssim_equals_pytorch_msssim_on_a_200px_crop():
     expected = 1 - pytorch_msssim.ms_ssim(pred, target, data_range=1.0)
     value = MSSSIMLoss()({"rgb": pred}, target)
     torch.testing.assert_close(value, expected)
+
+
+@pytest.mark.parametrize("shape", [(4, 3, 200, 200), (2, 3, 201, 233), (1, 1, 170, 300)])
+def test_fast_ms_ssim_matches_pytorch_msssim_in_value_and_gradient(shape):
+    """The banded-matrix filtering is pytorch_msssim's MS-SSIM, odd sides (pooling pads) included."""
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(shape, generator=generator)
+    start = (0.6 * target + 0.4 * torch.rand(shape, generator=generator)).requires_grad_(True)
+    ours = ms_ssim(start, target)
+    (grad_ours,) = torch.autograd.grad(ours, start)
+    theirs = pytorch_msssim.ms_ssim(start, target, data_range=1.0)
+    (grad_theirs,) = torch.autograd.grad(theirs, start)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad_ours, grad_theirs, rtol=1e-4, atol=1e-4 * float(grad_theirs.abs().max()))
+
+
+def test_cosine_term_equals_torch_cosine_similarity():
+    generator = torch.Generator().manual_seed(2)
+    pred, target = torch.rand(2, 3, 9, 7, generator=generator), torch.rand(2, 3, 9, 7, generator=generator)
+    pred[0, :, 0, 0] = 0.0  # a black pixel: the offset keeps its direction defined
+    offset = 1.0 / 255.0
+    expected = 1 - F.cosine_similarity(pred + offset, target + offset, dim=1).mean()
+    torch.testing.assert_close(build_loss({"cosine": 1.0})({"rgb": pred}, target)[1]["cosine"], float(expected))
 
 
 @pytest.mark.parametrize("size", [128, 40])

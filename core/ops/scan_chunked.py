@@ -50,11 +50,14 @@ def _scan_block(
     decay = torch.exp(log_decay)
     inputs = ((delta * u).reshape(*shape[:-1], 1) * per_group(B)).reshape(b, d, chunks, CHUNK, n)
 
-    # 1. Scan every sub-chunk from a zero state, all sub-chunks at once.
-    h = inputs[:, :, :, 0]
+    # 1. Scan every sub-chunk from a zero state, all sub-chunks at once. The loops take their
+    # steps with unbind, not indexing: the backward of one unbind is one stack, while each
+    # index's backward fills a zero tensor of the whole block (half of a training step's time).
+    steps_in, steps_decay = inputs.unbind(3), decay.unbind(3)
+    h = steps_in[0]
     local = [h]
     for t in range(1, CHUNK):
-        h = torch.addcmul(inputs[:, :, :, t], decay[:, :, :, t], h)
+        h = torch.addcmul(steps_in[t], steps_decay[t], h)
         local.append(h)
     local_states = torch.stack(local, dim=3)
     # exp of a cumsum of non-positive logs: a product of decays, never above 1; unlike cumprod
@@ -63,9 +66,9 @@ def _scan_block(
 
     # 2. Carry the true state across sub-chunk boundaries.
     carried = []
-    for c in range(chunks):
+    for last_local, last_decay in zip(h.unbind(2), cum_decay[:, :, :, -1].unbind(2)):
         carried.append(state)
-        state = torch.addcmul(local_states[:, :, c, -1], cum_decay[:, :, c, -1], state)
+        state = torch.addcmul(last_local, last_decay, state)
     incoming = torch.stack(carried, dim=2).unsqueeze(3)
 
     # 3. Add each sub-chunk's decayed incoming state and read out through C.
