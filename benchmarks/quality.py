@@ -1,30 +1,37 @@
-"""The quality report: every shipped (or given) model on VCIP 2020 val, beside its cost and published figures.
+"""The quality report: shipped (or given) models on every set the project measures, beside baselines.
 
-Scores come from :func:`nirstream.core.evaluate.evaluate`, the code behind ``nirstream eval``
-(8-bit output against 8-bit ground truth, the VCIP/ColorMamba protocol), on the shipped files
-themselves (fp16 storage), so ``nirstream eval --weights assets/weights/<model>.safetensors``
-reproduces each row. Cost columns use :mod:`model_cost`'s counters on the same run.
-``--weights`` adds trained files that do not ship (a run's ``best.safetensors``). The fps
-column is ``nirstream run`` on the demo clip into the null sink, end to end on the CPU.
-A contact sheet per model goes to ``benchmarks/figures/<model>-val.png``.
+For each weights file, scored by :func:`nirstream.core.evaluate.evaluate` (the code behind
+``nirstream eval``: whole images, 8-bit output against 8-bit ground truth):
 
-    python benchmarks/quality.py [--data ../shared/data/vcip2020_nir] [--models colormamba-lite ...]
-    python benchmarks/quality.py --weights runs/resnet34-lab/best.safetensors runs/pix2pix-lab/best.safetensors
+- VCIP 2020 val (18 pairs), and the 15 of them SF-GPT published outputs for, beside SF-GPT's
+  own scores on those images (``../shared/anchors``);
+- the held-out ``epfl_scenes`` pairs the training config names (never trained on), per category;
+- the training-set fit: every 6th VCIP training pair, and the ``epfl_scenes`` pairs it trains on;
+- colourfulness of the outputs over that of the ground truth, per set;
+- cost: parameters, GFLOPs per 256² tile, CPU ms per 640×512 frame, fps of ``nirstream run``
+  on the demo clip.
+
+The gray-NIR baseline (the NIR frame itself on all three channels) is scored on every set.
+Contact sheets go to ``benchmarks/figures/<model>-val.png`` and ``<model>-scenes.png`` (one
+held-out scene per category: indoor, old building, street, urban, water).
+
+    python benchmarks/quality.py [--models colormamba-lite] [--weights runs/x/best.safetensors ...]
 """
 
 import argparse
+import csv
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from nirstream.core.assets import demo_clip, shipped_models, shipped_weights
-from nirstream.core.colorspace import AB_SCALE, nir_ab_to_rgb, rgb_to_lab
-from nirstream.core.data import PairedFolderDataset
-from nirstream.core.evaluate import contact_sheet, evaluate
-from nirstream.core.metrics import image_metrics
+from nirstream.core.data import PairedDataset, PairedFolderDataset
+from nirstream.core.evaluate import EvalReport, contact_sheet, evaluate
 from nirstream.core.models.cost import forward_flops
+from nirstream.core.train import load_train_config
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.config import RunConfig
 from nirstream.stream.run import run
@@ -33,51 +40,52 @@ from model_cost import FRAME, TILE, latency_ms
 from results import update_section
 
 FIGURES = Path(__file__).resolve().parent / "figures"
-
-PUBLISHED = [  # name, PSNR dB, SSIM, AE degrees: as the ColorMamba paper reports them
-    ("ColorMamba", 24.56, 0.71, 2.81),
-    ("CoColor", 23.54, 0.69, 2.68),
-    ("MPFNet", 22.14, 0.63, 3.68),
-]
+ANCHORS = Path("../shared/anchors/sfgpt_vcip_val.csv")
+SHEET_SCENES = ["indoor_0002", "oldbuilding_0002", "street_0005", "urban_0003", "water_0003"]
 
 
-def baselines(data: Path, train_split: str, dataset: PairedFolderDataset) -> dict[str, dict[str, float]]:
-    """Scores of two model-free predictors fitted on the training pairs, for scale.
+class GrayNIR(nn.Module):
+    """The baseline every colorizer must beat: the NIR frame itself as a gray RGB image."""
 
-    ``mean colour``: every pixel gets the mean training RGB. ``NIR lookup table``: every pixel
-    gets the mean training RGB of the pixels with its 8-bit NIR level, the best any per-pixel
-    function of NIR brightness alone can do in the mean.
-    """
-    sums, counts = np.zeros((256, 3)), np.zeros(256)
-    train = PairedFolderDataset(data, train_split)
-    for index in range(len(train)):
-        item = train[index]
-        levels = _levels(item["nir"])
-        np.add.at(sums, levels.ravel(), item["rgb"].permute(1, 2, 0).reshape(-1, 3).numpy())
-        counts += np.bincount(levels.ravel(), minlength=256)
-    mean = sums.sum(axis=0) / counts.sum()
-    table = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], mean)
-    def lookup(function):
-        return lambda item: torch.from_numpy(np.ascontiguousarray(function(_levels(item["nir"])))).permute(2, 0, 1).float()
+    def forward(self, nir: torch.Tensor) -> torch.Tensor:
+        return nir.expand(-1, 3, -1, -1)
 
-    def lab_ceiling(item):  # the true a and b, with the NIR as L: what a LAB colorizer could reach at best
-        ab = rgb_to_lab(item["rgb"][None])[:, 1:] / AB_SCALE
-        return nir_ab_to_rgb(item["nir"][None], ab)[0]
 
-    predictors = {
-        "mean colour": lookup(lambda levels: np.broadcast_to(mean, (*levels.shape, 3))),
-        "NIR lookup table": lookup(lambda levels: table[levels]),
-        "Lab(NIR as L, true a and b)": lab_ceiling,
+def measurement_sets(config_name: str) -> dict[str, PairedDataset]:
+    """Every set the report scores, by label, built from the training config's own data lists."""
+    data = load_train_config(config_name).data
+    vcip = Path(data.root)
+    (scenes,) = [s for s in data.more_val if s.name == "scenes"]
+    (scenes_train,) = [s for s in data.more_train if s.name == "scenes"]
+    with ANCHORS.open(newline="") as file:
+        sfgpt = [Path(row["val_image"]).stem for row in csv.DictReader(file)]
+    train = PairedFolderDataset(vcip, data.train_split, exclude=data.exclude)
+    return {
+        "VCIP val (18)": PairedFolderDataset(vcip, data.val_split),
+        "SF-GPT's 15 val images": PairedFolderDataset(vcip, data.val_split, only=sfgpt),
+        f"held-out scenes ({len(scenes.only)})": PairedFolderDataset(scenes.root, scenes.split, only=scenes.only),
+        "fit: VCIP train, every 6th": PairedFolderDataset(vcip, data.train_split, only=train.names[::6]),
+        "fit: scenes it trains on": PairedFolderDataset(scenes_train.root, scenes_train.split, exclude=scenes_train.exclude),
     }
-    scores = {}
-    for name, predict in predictors.items():
-        rows = []
-        for index in range(len(dataset)):
-            item = dataset[index]
-            pred = predict(item)
-            rows.append({k: float(v[0]) for k, v in image_metrics(pred[None], item["rgb"][None]).items()})
-        scores[name] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    return scores
+
+
+def scenes_pairs(sets: dict[str, PairedDataset]) -> list:
+    """The held-out scene pairs (the contact sheet takes one per category from them)."""
+    return next(dataset for label, dataset in sets.items() if label.startswith("held-out")).pairs
+
+
+def sfgpt_means() -> dict[str, float]:
+    with ANCHORS.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    return {k: float(np.mean([float(r[f"sfgpt_dwt_{k}"]) for r in rows])) for k in ("psnr", "ssim", "ae")}
+
+
+def score_row(label: str, report: EvalReport) -> str:
+    m = report.mean
+    return (
+        f"| {label} | {m['psnr']:.2f} | {m['ssim']:.3f} | {m['ae']:.2f} | "
+        f"{m['colorfulness']:.1f} / {m['colorfulness_truth']:.1f} ({m['colorfulness_ratio']:.2f}) |"
+    )
 
 
 def _shown(path: Path) -> str:
@@ -88,87 +96,77 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _levels(nir: torch.Tensor) -> np.ndarray:
-    return (nir[0].numpy() * 255).round().astype(np.int64)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/vcip2020_nir"))
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--models", nargs="+", default=shipped_models())
-    parser.add_argument("--weights", nargs="*", type=Path, default=[], help="trained weights files that do not ship")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="CPU threads for timing")
+    parser.add_argument("--models", nargs="*", default=shipped_models(), help="shipped models to report")
+    parser.add_argument("--weights", nargs="*", type=Path, default=[], help="further weights files (a run's best)")
+    parser.add_argument("--config", default="colormamba-lite", help="train config naming the data and held-out scenes")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for timing")
     parser.add_argument("--runs", type=int, default=5, help="timed 640x512 frames (median reported)")
-    parser.add_argument("--sheet-rows", type=int, default=6)
     args = parser.parse_args()
-    dataset = PairedFolderDataset(args.data, args.split)
     torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    sets = measurement_sets(args.config)
 
-    rows = []
-    files = []
-    for name in args.models:
-        path = shipped_weights(name)
-        if path is None:
-            parser.error(f"no shipped weights for {name}")
-        files.append((name, path))
-    files += [(read_metadata(path)["model"]["arch"], path) for path in args.weights]
+    files = [(name, shipped_weights(name)) for name in args.models]
+    if any(path is None for _, path in files):
+        parser.error(f"shipped models are {', '.join(shipped_models())}")
+    files += [(path.parent.name if path.stem in ("best", "last") else path.stem, path) for path in args.weights]
+
+    header = "| set | PSNR (dB) | SSIM | AE (°) | colourfulness: outputs / truth (ratio) |\n| --- | ---: | ---: | ---: | ---: |"
+    sections = []
+    gray = GrayNIR()
+    baseline = {label: evaluate(gray, dataset, device) for label, dataset in sets.items()}
     for name, path in files:
         model = load_model(path)
-        report = evaluate(model, dataset, torch.device("cpu"), keep_images=args.sheet_rows)
-        sheet = contact_sheet(report, FIGURES / f"{name}-val.png") if args.sheet_rows > 0 else None
-        mean = report.mean
+        rows, groups = [], []
+        for label, dataset in sets.items():
+            report = evaluate(model, dataset, device)
+            rows += [score_row(f"**{name}**: {label}", report), score_row(f"gray NIR: {label}", baseline[label])]
+            if label.startswith("SF-GPT"):
+                s = sfgpt_means()
+                rows.append(f"| SF-GPT (DWT, published outputs): {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['ae']:.2f} | |")
+            if label.startswith("held-out"):
+                for group, m in report.groups.items():
+                    b = baseline[label].groups[group]
+                    groups.append(
+                        f"| {group} | {m['psnr']:.2f} / {b['psnr']:.2f} | {m['ssim']:.3f} / {b['ssim']:.3f} | "
+                        f"{m['ae']:.2f} / {b['ae']:.2f} | {m['colorfulness_ratio']:.2f} |"
+                    )
+            print(rows[-2], flush=True)
+        contact_sheet(evaluate(model, sets["VCIP val (18)"], device, keep_images=6), FIGURES / f"{name}-val.png")
+        sheet_set = PairedDataset([p for p in scenes_pairs(sets) if p.name in SHEET_SCENES])
+        contact_sheet(evaluate(model, sheet_set, device, keep_images=len(SHEET_SCENES)), FIGURES / f"{name}-scenes.png")
+
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
-        frame_ms, runs = latency_ms(model, FRAME, args.runs)
+        frame_ms, _ = latency_ms(model, FRAME, args.runs)
         (summary,) = run(str(demo_clip()), ["null"], RunConfig(weights=str(path)))
         info = read_metadata(path)["info"]
         hours = (info.get("training_seconds") or 0) / 3600
-        trained = f"{hours:.1f} h on {info['machine']}" if "machine" in info else "not released"
-        rows.append(
-            f"| {name} | {mean['psnr']:.2f} | {mean['ssim']:.3f} | {mean['ae']:.2f} | {params:.2f} M | "
-            f"{counted + scan:.2f} | {frame_ms:.0f}{' (1 run)' if runs == 1 else ''} | {summary.fps:.1f} | "
-            f"epoch {info.get('epoch')}, {trained} | `{_shown(path)}` |"
+        sections.append(
+            f"### {name} (`{_shown(path)}`, epoch {info.get('epoch')}, {hours:.1f} h of training)\n\n"
+            f"{header}\n" + "\n".join(rows) + "\n\n"
+            "Held-out scenes per category, model / gray NIR:\n\n"
+            "| category | PSNR (dB) | SSIM | AE (°) | colourfulness ratio |\n| --- | ---: | ---: | ---: | ---: |\n"
+            + "\n".join(groups) + "\n\n"
+            f"Cost: {params:.2f} M parameters, {counted + scan:.2f} GFLOPs per 256² tile, {frame_ms:.0f} ms per "
+            f"640×512 frame ({args.threads} threads), {summary.fps:.1f} fps through `nirstream run` on the demo clip. "
+            f"Contact sheets: `benchmarks/figures/{name}-val.png`, `benchmarks/figures/{name}-scenes.png`.\n"
         )
-        print(rows[-1], flush=True)
-        if sheet is not None:
-            print(f"  contact sheet: {sheet}")
+        print(sections[-1], flush=True)
 
-    for name, mean in baselines(args.data, "train", dataset).items():
-        rows.append(
-            f"| baseline: {name} | {mean['psnr']:.2f} | {mean['ssim']:.3f} | {mean['ae']:.2f} | – | – | – | – | "
-            "no model | |"
-        )
-        print(rows[-1], flush=True)
-
-    header = (
-        "| model | PSNR (dB) | SSIM | AE (°) | parameters | GFLOPs / 256² tile | CPU ms / 640×512 frame | "
-        "fps, `nirstream run` on the demo (CPU) | training | weights |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"
-    )
-    published = "\n".join(
-        f"| {name} (published) | {p:.2f} | {s:.2f} | {a:.2f} | | | | | 28-pair folder, see below | |"
-        for name, p, s, a in PUBLISHED
-    )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     body = (
-        f"{header}\n" + "\n".join(rows) + f"\n{published}\n\n"
-        f"nirstream rows: `nirstream eval --weights <weights> --data {args.data} "
-        f"--split {args.split}` on the {len(dataset)} official VCIP 2020 validation pairs (mean over images; "
-        "8-bit output against 8-bit ground truth; SSIM with scikit-image defaults; AE in degrees). "
-        "GFLOPs count convolutions and matrix products plus the estimated selective-scan work on a "
-        f"256×256 network tile; CPU ms is the median fp32 batch-1 forward of a 640×512 frame with "
-        f"{args.threads} thread(s); fps is `nirstream run` on the 135-frame 480×320 demo clip into the "
-        f"null sink, decode to colorized frame. Load average {load} at the end (a shared machine: compare "
-        "rows of one run only). Baselines use no model: the mean training colour; the mean training "
-        "colour per NIR level (fitted on train); and the true a and b with the NIR as L, the ceiling of "
-        "any colorizer that keeps the NIR as its lightness.\n\n"
-        "Published rows are the figures the ColorMamba paper reports on a 28-pair \"VCIP2020 test\" "
-        "folder. The shared data's MANIFEST found 15 of those 28 pairs byte-identical to official "
-        "validation pairs and 8 to training pairs, so those figures include images the models "
-        "trained or were selected on and are not a clean reference for a model scored on val alone.\n"
+        "\n".join(sections) + "\n"
+        f"Every figure is a mean over whole images (8-bit output against 8-bit ground truth; SSIM with "
+        f"scikit-image's defaults; AE in degrees), as `nirstream eval --model <model> --config {args.config}` "
+        "prints for VCIP val and the held-out scenes. Colourfulness is Hasler and Süsstrunk's (2003) on the "
+        "8-bit outputs; the ratio is the outputs' mean over the ground truth's. SF-GPT's row scores its "
+        "published outputs against our ground truth; it selected its checkpoints with these images in view "
+        f"(`../shared/anchors/README.md`). Load average {load} at the end.\n"
     )
-    update_section("quality", "Quality on VCIP 2020 val (benchmarks/quality.py)", body)
+    update_section("quality_sets", "Quality on every measured set (benchmarks/quality.py)", body)
 
 
 if __name__ == "__main__":

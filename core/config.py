@@ -121,5 +121,8 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{where}' must be a list, e.g. [a, b], got {value!r}")
+        (item,) = typing.get_args(hint)[:1] or (None,)
+        if dataclasses.is_dataclass(item):  # a list of sections, each bound strictly
+            return [bind(item, entry, f"{where}[{i}]") for i, entry in enumerate(value)]
         return list(value) if origin is list else tuple(value)
     return value

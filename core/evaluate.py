@@ -22,6 +22,9 @@ from nirstream.core.metrics import image_metrics
 from nirstream.core.metrics.fid import FID_UNAVAILABLE, FIDAccumulator
 
 METRICS = ("psnr", "ssim", "ae")
+"""The comparative figures of the VCIP protocol: training validates and selects on these."""
+COLOUR = ("colorfulness", "colorfulness_truth")
+"""Reported beside them: how colourful the output is, and its ground truth."""
 
 
 @dataclass
@@ -40,23 +43,49 @@ class EvalReport:
 
     @property
     def mean(self) -> dict[str, float]:
-        return {k: float(np.mean([s.metrics[k] for s in self.images])) for k in METRICS}
+        """Means over the images, and ``colorfulness_ratio``: the outputs' mean colourfulness
+        over the ground truth's (1: as colourful as the truth)."""
+        return _means(self.images)
+
+    @property
+    def groups(self) -> dict[str, dict[str, float]]:
+        """Means per category, where names are ``<category>_<id>`` of more than one category."""
+        by_group: dict[str, list[ScoredImage]] = {}
+        for scored in self.images:
+            by_group.setdefault(scored.name.rsplit("_", 1)[0], []).append(scored)
+        if len(by_group) < 2 or any("_" not in s.name for s in self.images):
+            return {}
+        return {group: _means(images) for group, images in sorted(by_group.items())}
 
     def table(self) -> str:
-        """A per-image and mean table for the terminal."""
-        width = max([len(s.name) for s in self.images] + [5])
-        lines = [f"{'image':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'AE deg':>7}"]
-        rows = [(s.name, s.metrics) for s in self.images] + [("mean", self.mean)]
+        """A per-image, per-category and mean table for the terminal."""
+        groups = self.groups
+        width = max([len(s.name) for s in self.images] + [len(f"mean {g}") for g in groups] + [5])
+        lines = [f"{'image':<{width}}  {'PSNR dB':>8}  {'SSIM':>6}  {'AE deg':>7}  {'colourful':>9}  {'truth':>6}"]
+        rows = [(s.name, s.metrics) for s in self.images]
+        rows += [(f"mean {group}", means) for group, means in groups.items()]
+        rows += [("mean", self.mean)]
         for i, (name, m) in enumerate(rows):
-            if i == len(rows) - 1:
+            if i == len(self.images):
                 lines.append("-" * len(lines[0]))
-            lines.append(f"{name:<{width}}  {m['psnr']:8.2f}  {m['ssim']:6.4f}  {m['ae']:7.3f}")
+            lines.append(
+                f"{name:<{width}}  {m['psnr']:8.2f}  {m['ssim']:6.4f}  {m['ae']:7.3f}  "
+                f"{m['colorfulness']:9.1f}  {m['colorfulness_truth']:6.1f}"
+            )
+        lines.append(f"colourfulness of the outputs over the ground truth's: {self.mean['colorfulness_ratio']:.2f}")
         lines.append(f"FID over {len(self.images)} images: {self.fid:.2f}" if self.fid is not None else FID_UNAVAILABLE)
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         fid = {"fid": self.fid} if self.fid is not None else {"fid": None, "fid_note": FID_UNAVAILABLE}
-        return {"mean": self.mean, **fid, "images": [{"name": s.name, **s.metrics} for s in self.images]}
+        groups = {"groups": self.groups} if self.groups else {}
+        return {"mean": self.mean, **groups, **fid, "images": [{"name": s.name, **s.metrics} for s in self.images]}
+
+
+def _means(images: list[ScoredImage]) -> dict[str, float]:
+    means = {k: float(np.mean([s.metrics[k] for s in images])) for k in (*METRICS, *COLOUR)}
+    means["colorfulness_ratio"] = means["colorfulness"] / max(means["colorfulness_truth"], 1e-9)
+    return means
 
 
 @torch.inference_mode()

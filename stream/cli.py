@@ -32,11 +32,14 @@ colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
   nirstream train --config colormamba-lite --resume runs/colormamba-lite/checkpoint.pt
+  nirstream train --config colormamba-lite --init colormamba-lite --set data.root=my_pairs   # fine-tune
   torchrun --nproc-per-node 2 --no-python nirstream train --config colormamba-base""",
     "eval": """examples:
   nirstream eval --model colormamba-lite --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
-  nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6""",
+  nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6
+  nirstream eval --model colormamba-lite --config colormamba-lite   # every validation set that recipe selects on
+  nirstream eval --model colormamba-lite --data ../shared/data/epfl_scenes --split none --only street_0005,street_0011""",
     "bench": """examples:
   nirstream bench                                 # the default model, eager fp32, three resolutions
   nirstream bench --model colormamba-base --backend compile --precision fp16 --size 1920x1080
@@ -100,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. optim.lr=1e-4 (repeatable)")
     train.add_argument("--resume", type=Path, help="continue exactly from a training checkpoint.pt")
+    train.add_argument("--init", metavar="WEIGHTS",
+                       help="start from a weights file or a shipped model's name (fine-tune, or continue a "
+                            "shipped model with a new schedule); the same as --set run.init=WEIGHTS")
     train.set_defaults(handler=run_train)
 
     evaluate = commands.add_parser(
@@ -111,9 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     which = evaluate.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", type=Path, help="a .safetensors weights file")
     which.add_argument("--model", help="a shipped model, e.g. colormamba-lite")
-    evaluate.add_argument("--data", required=True, type=Path,
-                          help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
-    evaluate.add_argument("--split", default="val", help="split folder or CSV split value (default: val)")
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--data", type=Path, help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
+    data.add_argument("--config", help="a train config (bundled name or YAML): score every validation set it "
+                                       "names, as its training did (data.root's val split and data.more_val)")
+    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                          help="with --config: override a train config value, e.g. data.root=PATH (repeatable)")
+    evaluate.add_argument("--split", default="val",
+                          help="split folder or CSV split value; none for <data>/nir and <data>/rgb (default: val)")
+    evaluate.add_argument("--only", help="comma-separated pair names: score just these (a held-out part)")
     evaluate.add_argument("--out", type=Path, help="folder for metrics.json and contact_sheet.png "
                           "(default: runs/eval/<weights>-<split>)")
     evaluate.add_argument("--sheet-rows", type=_non_negative, default=8,
@@ -197,7 +209,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> None:
     from nirstream.core.train import load_train_config, train
 
-    config = load_train_config(args.config, args.overrides)
+    overrides = [*args.overrides, *([f"run.init={args.init}"] if args.init else [])]
+    config = load_train_config(args.config, overrides)
     run_dir = train(config, resume=args.resume)
     logger.info(f"run folder: {run_dir}")
 
@@ -207,21 +220,33 @@ def run_eval(args: argparse.Namespace) -> None:
     from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
     from nirstream.core.evaluate import contact_sheet, evaluate, write_report
     from nirstream.core.device import resolve_device
+    from nirstream.core.train import load_train_config
+    from nirstream.core.train.datasets import validation_sets
     from nirstream.core.weights import load_model
 
     device = resolve_device(args.device)
     weights = args.weights or require_shipped(args.model)
     model = load_model(weights, device)
-    if args.data.suffix.lower() == ".csv":
-        dataset = CsvPairedDataset(args.data, split=args.split)
+    split = None if args.split.lower() == "none" else args.split
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    if args.config is not None:
+        sets = [(name or "val", dataset) for name, dataset, _ in validation_sets(load_train_config(args.config, args.overrides).data)]
+    elif args.data.suffix.lower() == ".csv":
+        sets = [(args.split, CsvPairedDataset(args.data, split=split, only=only))]
     else:
-        dataset = PairedFolderDataset(args.data, args.split)
-    report = evaluate(model, dataset, device, keep_images=args.sheet_rows, fid_weights=args.fid_weights)
-    print(report.table())
-    out = args.out or Path("runs") / "eval" / f"{weights.stem}-{args.split}"
-    logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
-    if args.sheet_rows > 0:
-        logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
+        sets = [(args.split, PairedFolderDataset(args.data, split, only=only))]
+    for name, dataset in sets:
+        report = evaluate(model, dataset, device, keep_images=args.sheet_rows, fid_weights=args.fid_weights)
+        if len(sets) > 1:
+            print(f"\n{name}:")
+        print(report.table())
+        if len(sets) > 1:
+            out = (args.out or Path("runs") / "eval" / weights.stem) / name
+        else:
+            out = args.out or Path("runs") / "eval" / f"{weights.stem}-{name}"
+        logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
+        if args.sheet_rows > 0:
+            logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
 
 
 def run_bench(args: argparse.Namespace) -> None:

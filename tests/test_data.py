@@ -12,6 +12,7 @@ from nirstream.core.data import (
     AugmentedPairs,
     CsvPairedDataset,
     PairedFolderDataset,
+    PairMixture,
     PatchSampler,
     nir_to_gray,
     random_box,
@@ -190,6 +191,44 @@ def test_unreadable_and_gray_rgb_files_are_reported_on_read(tmp_path):
         dataset[0]
     with pytest.raises(DataError, match=r"'gray'.*one channel"):
         dataset[1]
+
+
+def test_only_keeps_the_named_pairs_and_names_unknown_ones(tmp_path):
+    make_split(tmp_path, ["a", "b", "c", "d"])
+    assert PairedFolderDataset(tmp_path, "train", only=["d", "b.png"]).names == ["b", "d"]
+    with pytest.raises(DataError, match="not in the dataset: e"):
+        PairedFolderDataset(tmp_path, "train", only=["a", "e"])
+
+
+def test_cache_reads_each_pair_once(tmp_path, monkeypatch):
+    from nirstream.core.data import paired
+
+    make_split(tmp_path, ["a", "b"])
+    reads = []
+    real = paired.load_pair
+    monkeypatch.setattr(paired, "load_pair", lambda pair: reads.append(pair.name) or real(pair))
+    cached = PairedFolderDataset(tmp_path, "train", cache=True)
+    first = [cached[i]["rgb"] for i in (0, 1, 0, 1)]
+    assert reads == ["a", "b"]
+    assert torch.equal(first[0], first[2]) and torch.equal(first[0], PairedFolderDataset(tmp_path, "train")[0]["rgb"])
+    Augment(crop=16, hflip=True, contrast=0.5)(cached[0]["nir"], cached[0]["rgb"], torch.Generator().manual_seed(1))
+    assert torch.equal(cached[0]["rgb"], first[0])  # augmenting a cached pair leaves the cache untouched
+
+
+def test_mixture_draws_each_set_with_its_own_augment_and_repeat(tmp_path):
+    make_split(tmp_path / "small", ["s0", "s1"], height=40, width=40)
+    make_split(tmp_path / "large", ["l0"], height=120, width=160)
+    small, large = PairedFolderDataset(tmp_path / "small", "train"), PairedFolderDataset(tmp_path / "large", "train")
+    mixture = PairMixture([(small, Augment(crop=32), 1), (large, Augment(crop=24, scale=(0.25, 0.5)), 3)])
+    assert len(mixture) == 2 + 3
+    names = [mixture[(position, position)]["name"] for position in range(len(mixture))]
+    assert names == ["s0", "s1", "l0", "l0", "l0"]
+    assert mixture[(0, 0)]["nir"].shape[-1] == 32 and mixture[(2, 0)]["nir"].shape[-1] == 24
+    crops = [mixture[(position, 7 + position)]["nir"] for position in (2, 3, 4)]
+    assert not torch.equal(crops[0], crops[1])  # repeats of one pair are different crops
+    assert torch.equal(mixture[(3, 5)]["nir"], mixture[(3, 5)]["nir"])  # and each is fixed by its key
+    with pytest.raises(IndexError):
+        mixture[(5, 0)]
 
 
 def test_exclude_drops_names_with_or_without_file_ending(tmp_path):

@@ -5,6 +5,7 @@ import torch
 
 from nirstream.core.errors import DataError
 from nirstream.core.metrics import (
+    colorfulness,
     PSNR_CAP_DB,
     angular_error,
     image_metrics,
@@ -33,8 +34,9 @@ def test_quantize_rounds_and_clamps_to_levels():
 def test_identical_images():
     x = _on_levels()
     m = image_metrics(x, x)
-    assert set(m) == {"psnr", "ssim", "ae"}
+    assert set(m) == {"psnr", "ssim", "ae", "colorfulness", "colorfulness_truth"}
     assert all(v.shape == (2,) for v in m.values())
+    assert torch.equal(m["colorfulness"], m["colorfulness_truth"])
     assert torch.equal(m["psnr"], torch.full((2,), PSNR_CAP_DB, dtype=torch.float64))
     torch.testing.assert_close(m["ssim"], torch.ones(2, dtype=torch.float64))
     # The published formula's eps (|p||t| + 1e-6) leaves about 0.1° on identical pixels.
@@ -125,3 +127,17 @@ def test_ms_ssim_needs_more_than_160_px():
 def test_mismatched_shapes_are_rejected():
     with pytest.raises(ValueError, match="differ in shape"):
         psnr(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 17))
+
+
+def test_colorfulness_by_hand():
+    """Hasler and Süsstrunk: sqrt(var rg + var yb) + 0.3 sqrt(mean rg² + mean yb²), on 8-bit levels."""
+    gray = torch.full((1, 3, 4, 4), 0.5)
+    assert colorfulness(gray).item() == 0.0
+    flat = torch.tensor([200.0, 100.0, 50.0]).view(1, 3, 1, 1).expand(1, 3, 2, 2) / 255
+    # rg = 100, yb = 150 - 50 = 100 everywhere: no spread, 0.3 * sqrt(2) * 100
+    assert colorfulness(flat).item() == pytest.approx(0.3 * math.sqrt(2) * 100, abs=1e-9)
+    red_and_black = torch.zeros(1, 3, 1, 2)
+    red_and_black[0, 0, 0, 0] = 1.0  # rg = (255, 0), yb = (127.5, 0)
+    spread = math.sqrt(127.5**2 + 63.75**2)  # population standard deviations of both
+    assert colorfulness(red_and_black).item() == pytest.approx(spread + 0.3 * spread, abs=1e-9)
+    assert colorfulness(torch.cat([gray[..., :1, :2], red_and_black])).shape == (2,)

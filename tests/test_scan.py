@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nirstream.core.errors import ConfigError
 from nirstream.core.ops import mamba_ssm_available, resolve_backend, scan_backend, selective_scan

@@ -351,3 +351,71 @@ def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path):
     rows = history(train(config))
     assert [row["epoch"] for row in rows] == [0, 1]
     assert rows[1]["val_psnr"] > rows[0]["val_psnr"] + 0.3  # six steps already beat the untrained model
+
+
+# --- several training and validation sets, selection, --init ---------------------------------
+
+
+def _flat_pairs(root: Path, named_seeds: list[tuple[str, int]]) -> Path:
+    """Pairs in ``root/nir`` and ``root/rgb`` directly (``split: null``), as the EPFL folders are."""
+    write_pairs(root.parent, root.name, named_seeds)
+    return root
+
+
+def test_more_train_and_more_val_sets_train_validate_and_select_on_the_weighted_score(tmp_path):
+    write_pairs(tmp_path / "main", "train", [(f"m{i}", i) for i in range(4)])
+    write_pairs(tmp_path / "main", "val", [("v0", 10)])
+    scenes = _flat_pairs(tmp_path / "scenes", [(f"street_{i:04d}", 20 + i) for i in range(6)])
+    held_out = ["street_0001", "street_0004"]
+    config = make_config(
+        tmp_path / "main", tmp_path / "runs", "mixed", "optim.epochs=2", "data.val_weight=1.0",
+        f"data.more_train=[{{name: scenes, root: {scenes}, exclude: {held_out}, repeat: 3}}]",
+        f"data.more_val=[{{name: scenes, root: {scenes}, only: {held_out}, weight: 3.0}}]",
+    )
+    trainer = Trainer(config, DistContext(0, 1, torch.device("cpu")))
+    trained_names = [pair.name for part in trainer.loader.dataset.parts for pair in part.dataset.pairs]
+    assert sorted(trained_names) == ["m0", "m1", "m2", "m3", "street_0000", "street_0002", "street_0003", "street_0005"]
+    assert len(trainer.loader.dataset) == 4 + 4 * 3
+    run_dir = trainer.fit()
+    rows = history(run_dir)
+    for row in rows:
+        assert row["val_score"] == pytest.approx((row["val_psnr"] + 3.0 * row["val_scenes_psnr"]) / 4.0)
+        assert {"val_scenes_ssim", "val_scenes_ae"} <= set(row)
+    best = max(rows[1:], key=lambda row: row["val_score"])
+    assert read_metadata(run_dir / "best.safetensors")["info"]["epoch"] == best["epoch"]
+    header = (run_dir / "metrics.csv").read_text().splitlines()[0]
+    assert "val_scenes_psnr" in header and "val_score" in header
+    assert "scenes PSNR" in (run_dir / "train.log").read_text()
+
+
+def test_set_sections_are_bound_strictly(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'data.more_val\[0\].weigth'"):
+        make_config(tmp_path, tmp_path, "x", "data.more_val=[{name: a, root: ., weigth: 2}]")
+    with pytest.raises(ConfigError, match="lower-case identifier"):
+        make_config(tmp_path, tmp_path, "x", "data.more_val=[{name: Held Out, root: .}]")
+    with pytest.raises(ConfigError, match="a repeats"):
+        make_config(tmp_path, tmp_path, "x", "data.more_train=[{name: a, root: .}, {name: a, root: .}]")
+
+
+def test_missing_more_train_folder_is_named(tmp_path):
+    write_pairs(tmp_path / "main", "train", [("m0", 0)])
+    write_pairs(tmp_path / "main", "val", [("v0", 1)])
+    config = make_config(tmp_path / "main", tmp_path / "runs", "x", f"data.more_train=[{{name: gone, root: {tmp_path / 'gone'}}}]")
+    with pytest.raises(DataError, match="data.more_train gone: root .*gone not found"):
+        train(config)
+
+
+def test_init_starts_from_weights_and_refuses_another_model(tmp_path, overfit_run):
+    data_root, run_dir = overfit_run
+    best = max(history(run_dir)[1:], key=lambda row: row["val_psnr"])
+    config = make_config(data_root, tmp_path, "finetune", "optim.epochs=1", "loss.hsv=0.2", f"run.init={run_dir / 'best.safetensors'}")
+    rows = history(train(config))
+    # epoch 0 scores the model before any step: exactly the weights it started from
+    assert rows[0]["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-4)
+
+    other = make_config(data_root, tmp_path, "other", "model.ngf=12", f"run.init={run_dir / 'best.safetensors'}")
+    with pytest.raises(WeightsError, match=r"holds another model than the run builds \(ngf: file 8, run 12\)"):
+        train(other)
+    missing = make_config(data_root, tmp_path, "missing", "run.init=no-such-model")
+    with pytest.raises(WeightsError, match="neither a weights file nor a shipped model"):
+        train(missing)

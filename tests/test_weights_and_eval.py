@@ -130,3 +130,40 @@ def test_eval_cli_scores_a_shipped_model_by_name(tmp_path, capsys):
     assert main(["eval", "--model", "colormamba-lite", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
     assert "mean" in capsys.readouterr().out
     assert json.loads((out / "metrics.json").read_text())["mean"]["psnr"] > 0
+
+
+def test_eval_cli_flat_folder_only_some_pairs_with_category_means(weights, tmp_path, capsys):
+    _, path = weights
+    make_pairs(tmp_path / "data")
+    flat = tmp_path / "flat"
+    for folder in ("nir", "rgb"):  # <root>/nir and <root>/rgb, no split, names <category>_<id>
+        for index, source in enumerate(sorted((tmp_path / "data" / "val" / folder).iterdir())):
+            target = flat / folder / f"{('street', 'street', 'water')[index]}_{index:04d}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read_bytes())
+    out = tmp_path / "out"
+    argv = ["eval", "--weights", str(path), "--data", str(flat), "--split", "none", "--only", "street_0000,water_0002",
+            "--out", str(out), "--sheet-rows", "0"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "mean street" in printed and "mean water" in printed and "street_0001" not in printed
+    assert "colourfulness of the outputs over the ground truth's" in printed
+    report = json.loads((out / "metrics.json").read_text())
+    assert set(report["groups"]) == {"street", "water"}
+    assert report["mean"]["colorfulness_ratio"] == pytest.approx(
+        report["mean"]["colorfulness"] / report["mean"]["colorfulness_truth"]
+    )
+
+
+def test_eval_cli_scores_every_validation_set_of_a_train_config(weights, tmp_path, capsys):
+    _, path = weights
+    make_pairs(tmp_path / "data")
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"data:\n  root: {tmp_path / 'data'}\n  more_val:\n    - {{name: again, root: {tmp_path / 'data'}, split: val, only: [img1]}}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["eval", "--weights", str(path), "--config", str(config), "--out", str(out), "--sheet-rows", "0"]) == 0
+    assert "again:" in capsys.readouterr().out
+    assert [r["name"] for r in json.loads((out / "val" / "metrics.json").read_text())["images"]] == ["img0", "img1", "img2"]
+    assert [r["name"] for r in json.loads((out / "again" / "metrics.json").read_text())["images"]] == ["img1"]

@@ -38,6 +38,9 @@ class PairedDataset(Dataset):
     An item is the whole image pair, as validation needs; wrap the dataset in
     :class:`~nirstream.core.data.augment.AugmentedPairs` for training crops. ``exclude`` drops
     pairs by name; names not in the dataset are ignored so one list can serve every split.
+    ``only`` keeps just the pairs it names (a held-out part), and every name in it must exist.
+    ``cache`` keeps each pair in memory once read: a training epoch then decodes no PNG, which
+    for megapixel pairs cost more than the training step that used a crop of them.
     """
 
     def __init__(
@@ -45,11 +48,21 @@ class PairedDataset(Dataset):
         pairs: Iterable[Pair],
         *,
         exclude: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+        cache: bool = False,
     ) -> None:
+        pairs = list(pairs)
+        if only is not None:
+            kept = {_stem(name) for name in only}
+            unknown = sorted(kept - {pair.name for pair in pairs})
+            if unknown:
+                raise DataError(f"pairs named in 'only' are not in the dataset: {_listing(unknown)}")
+            pairs = [pair for pair in pairs if pair.name in kept]
         dropped = {_stem(name) for name in exclude}
         self.pairs: list[Pair] = [pair for pair in pairs if pair.name not in dropped]
         if not self.pairs:
             raise DataError("no image pairs left after excluding " + _listing(sorted(dropped)))
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = {} if cache else None
 
     @property
     def names(self) -> list[str]:
@@ -60,7 +73,12 @@ class PairedDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         pair = self.pairs[index]
-        nir, rgb = load_pair(pair)
+        if self._cache is None:
+            nir, rgb = load_pair(pair)
+        else:
+            if index not in self._cache:
+                self._cache[index] = load_pair(pair)
+            nir, rgb = self._cache[index]  # augmentation never writes into its input
         return {"nir": nir, "rgb": rgb, "name": pair.name}
 
 
@@ -77,6 +95,8 @@ class PairedFolderDataset(PairedDataset):
         split: str | None,
         *,
         exclude: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+        cache: bool = False,
     ) -> None:
         folder = Path(root) if split is None else Path(root) / split
         nir_files = _images_by_stem(folder / "nir")
@@ -88,7 +108,7 @@ class PairedFolderDataset(PairedDataset):
             sides = [f"{side} only: {_listing(names)}" for side, names in one_sided if names]
             raise DataError(f"unpaired images in {folder} ({'; '.join(sides)})")
         pairs = [Pair(name, nir_files[name], rgb_files[name]) for name in sorted(nir_files)]
-        super().__init__(pairs, exclude=exclude)
+        super().__init__(pairs, exclude=exclude, only=only, cache=cache)
 
 
 class CsvPairedDataset(PairedDataset):
@@ -110,6 +130,8 @@ class CsvPairedDataset(PairedDataset):
         name_column: str = "name",
         root: str | Path | None = None,
         exclude: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+        cache: bool = False,
     ) -> None:
         csv_path = Path(csv_path)
         base = csv_path.parent if root is None else Path(root)
@@ -131,7 +153,7 @@ class CsvPairedDataset(PairedDataset):
         ]
         _check_exist(csv_path, pairs)
         _check_unique(csv_path, pairs)
-        super().__init__(pairs, exclude=exclude)
+        super().__init__(pairs, exclude=exclude, only=only, cache=cache)
 
 
 def load_pair(pair: Pair) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,6 @@ import math
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from nirstream.core.colorspace import rgb_to_hsv

@@ -3,6 +3,7 @@
 from nirstream.core.metrics.image_quality import (
     PSNR_CAP_DB,
     angular_error,
+    colorfulness,
     image_metrics,
     ms_ssim,
     psnr,
@@ -10,4 +11,4 @@ from nirstream.core.metrics.image_quality import (
     ssim,
 )
 
-__all__ = ["PSNR_CAP_DB", "angular_error", "image_metrics", "ms_ssim", "psnr", "quantize", "ssim"]
+__all__ = ["PSNR_CAP_DB", "angular_error", "colorfulness", "image_metrics", "ms_ssim", "psnr", "quantize", "ssim"]

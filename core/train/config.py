@@ -19,6 +19,54 @@ DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
+class TrainSet:
+    """A further folder of training pairs beside the main one, with its own crops and share.
+
+    ``root`` holds ``<split>/nir`` and ``<split>/rgb`` (``split: null``: ``nir`` and ``rgb`` directly).
+    ``repeat`` is how many crops of each pair an epoch draws: a megapixel photograph holds many
+    different 200 px crops where a 256 px pair holds one. ``augment`` replaces ``data.augment``
+    for this set (for example a zoom range, so that a crop can hold a whole car or building).
+    """
+
+    name: str
+    root: str
+    split: str | None = None
+    exclude: list[str] = field(default_factory=list)
+    repeat: int = 1
+    augment: Augment | None = None
+
+    def __post_init__(self) -> None:
+        _check_set_name(self.name)
+        if self.repeat < 1:
+            raise ConfigError(f"data.more_train {self.name}: repeat must be >= 1, got {self.repeat}")
+
+
+@dataclass
+class ValSet:
+    """A further validation set, scored every epoch beside the main one as ``val_<name>_<metric>``.
+
+    ``only`` names the pairs to use (a held-out part of a folder whose other pairs train).
+    ``weight`` is its share in ``val_score``, the figure the best epoch is chosen on.
+    """
+
+    name: str
+    root: str
+    split: str | None = None
+    only: list[str] | None = None
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check_set_name(self.name)
+        if self.weight < 0:
+            raise ConfigError(f"data.more_val {self.name}: weight must be >= 0, got {self.weight}")
+
+
+def _check_set_name(name: str) -> None:
+    if not name.isidentifier() or name.lower() != name:
+        raise ConfigError(f"a data set name must be a lower-case identifier (it names metrics), got {name!r}")
+
+
+@dataclass
 class DataConfig:
     """Where the pairs are and how training batches are cut from them.
 
@@ -27,6 +75,11 @@ class DataConfig:
     elsewhere. ``layout: csv`` reads the pair list from ``csv`` (a path, relative to ``root``)
     instead of the ``<root>/<split>/{nir,rgb}`` folders. ``exclude`` names pairs to leave out
     of training (e.g. badly registered ones). Validation always uses whole images.
+
+    ``repeat`` crops of each main pair per epoch; ``more_train`` adds further training
+    folders and ``more_val`` further validation sets. The best epoch is the one with the highest
+    ``val_score``: the PSNR of the main validation set (weight ``val_weight``) and of each
+    ``more_val`` set, weighted. ``cache`` keeps decoded pairs in memory for the whole run.
     """
 
     root: str = "../shared/data/vcip2020_nir"
@@ -38,8 +91,20 @@ class DataConfig:
     workers: int = 4
     exclude: list[str] = field(default_factory=list)
     augment: Augment = field(default_factory=Augment)
+    repeat: int = 1
+    val_weight: float = 1.0
+    more_train: list[TrainSet] = field(default_factory=list)
+    more_val: list[ValSet] = field(default_factory=list)
+    cache: bool = True
 
     def __post_init__(self) -> None:
+        for key, sets in (("more_train", self.more_train), ("more_val", self.more_val)):
+            names = [entry.name for entry in sets]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise ConfigError(f"data.{key}: set names must be unique, {', '.join(repeated)} repeats")
+        if self.repeat < 1 or self.val_weight < 0:
+            raise ConfigError("data.repeat must be >= 1 and data.val_weight >= 0")
         if self.layout not in LAYOUTS:
             raise ConfigError(f"data.layout must be one of {', '.join(LAYOUTS)}, got '{self.layout}'")
         if self.batch_size < 1:
@@ -119,7 +184,9 @@ class RunConfig:
 
     The run folder is ``<out_dir>/<name>``, numbered ``-2``, ``-3``... when it is taken.
     ``amp`` applies on CUDA only (bf16 where supported, else fp16 with loss scaling).
-    ``max_steps_per_epoch`` shortens epochs for quick checks.
+    ``max_steps_per_epoch`` shortens epochs for quick checks. ``init`` starts the model from a
+    weights file (or a shipped model's name) instead of random values: fine-tuning on one's own
+    data, or continuing a shipped model; the file's model config must be the run's.
     """
 
     out_dir: str = "runs"
@@ -131,6 +198,7 @@ class RunConfig:
     checkpoint_every: int = 1
     log_every: int = 50
     max_steps_per_epoch: int | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

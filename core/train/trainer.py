@@ -3,12 +3,13 @@
 Each epoch draws shuffled, augmented crops (order and augmentation depend only on the seed
 and the epoch), takes one optimiser step per batch (autocast and loss scaling on CUDA,
 gradient clipping, an optional LSGAN term), then validates the model on every whole
-validation image with the VCIP metrics. Epoch 0 validates the untrained model, so the
+validation image with the VCIP metrics: the main validation split and every ``more_val`` set,
+each under its own name. Epoch 0 validates the untrained (or ``run.init``) model, so the
 improvement is measured against a baseline. After every epoch rank 0 rewrites, in the run
 folder, ``metrics.csv`` / ``metrics.json`` (rows rebuilt from the history, so a resumed run
 never keeps rows from epochs it redid), ``curves.png`` and ``last.safetensors``, writes
-``best.safetensors`` when the validation PSNR improves, and ``checkpoint.pt`` every
-``run.checkpoint_every`` epochs and at the end.
+``best.safetensors`` when ``val_score`` (the weighted PSNR of the validation sets) improves,
+and ``checkpoint.pt`` every ``run.checkpoint_every`` epochs and at the end.
 """
 
 import csv
@@ -32,8 +33,8 @@ from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from nirstream.core.config import to_dict
-from nirstream.core.data import AugmentedPairs, CsvPairedDataset, PairedDataset, PairedFolderDataset
-from nirstream.core.errors import ConfigError, DataError, WeightsError
+from nirstream.core.data import PairedDataset
+from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import build_loss, lsgan_d_loss, lsgan_g_loss
 from nirstream.core.evaluate import METRICS, score_images
 from nirstream.core.models import build_model, load_model_config
@@ -41,7 +42,9 @@ from nirstream.core.models.patchgan import PatchGANDiscriminator
 from nirstream.core.ops import set_scan_backend
 from nirstream.core.train import distributed
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nirstream.core.train.config import DataConfig, GanConfig, OptimConfig, TrainConfig
+from nirstream.core.train.config import GanConfig, OptimConfig, TrainConfig
+from nirstream.core.train.datasets import training_mixture, validation_sets
+from nirstream.core.train.init import load_init_weights
 from nirstream.core.train.distributed import DistContext
 from nirstream.core.train.plots import plot_curves
 from nirstream.core.weights import save_weights
@@ -95,17 +98,20 @@ class Trainer:
         set_scan_backend(config.run.scan_backend)
         _seed_everything(config.run.seed)
 
-        self.model = build_model(_model_config(config.model)).to(self.device)
+        self.model = build_model(_model_config(config.model))
+        if config.run.init is not None and checkpoint is None:
+            load_init_weights(self.model, config.run.init)
+        self.model = self.model.to(self.device)
         self.loss = build_loss(config.loss).to(self.device)
         aux = self.loss.required_outputs != {"rgb"}
         self.forward_for_loss = distributed.wrap_model(
             _ForwardForLoss(self.model, aux), context, find_unused_parameters=not aux
         )
 
-        train_set, self.val_set = _datasets(config.data)
+        train_set, self.val_sets = training_mixture(config.data), validation_sets(config.data)
         self.sampler = distributed.SeededShardSampler(train_set, context, config.run.seed)
         self.loader = DataLoader(
-            AugmentedPairs(train_set, config.data.augment),
+            train_set,
             batch_size=config.data.batch_size,
             sampler=self.sampler,
             num_workers=config.data.workers,
@@ -126,7 +132,7 @@ class Trainer:
 
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
-        self.best: dict[str, Any] = {"epoch": None, "val_psnr": -math.inf}
+        self.best: dict[str, Any] = {"epoch": None, "val_score": -math.inf}
         if checkpoint is not None:
             self._restore(checkpoint)
             self.run_dir = Path(resume).parent
@@ -150,7 +156,7 @@ class Trainer:
                 if epoch % self.config.run.checkpoint_every == 0 or epoch == self.config.optim.epochs:
                     self._save_checkpoint()
             if self.best["epoch"] is not None:
-                logger.info("best epoch {}: val PSNR {:.3f} dB in {}", self.best["epoch"], self.best["val_psnr"], self.run_dir)
+                logger.info("best epoch {}: val score {:.3f} dB in {}", self.best["epoch"], self.best["val_score"], self.run_dir)
         except KeyboardInterrupt:
             if (self.run_dir / CHECKPOINT_NAME).is_file():
                 logger.warning("interrupted; continue from the last checkpoint with --resume {}", self.run_dir / CHECKPOINT_NAME)
@@ -227,16 +233,25 @@ class Trainer:
         return terms
 
     def _validate(self) -> dict[str, float]:
-        """Mean VCIP metrics over the whole validation images (batch 1, any size), fp32, all ranks' shares."""
-        share = Subset(self.val_set, range(self.context.rank, len(self.val_set), self.context.world_size))
-        loader = DataLoader(
-            share, batch_size=1, num_workers=min(self.config.data.workers, 2), pin_memory=self.device.type == "cuda"
-        )
+        """Mean VCIP metrics of every validation set (whole images, batch 1, fp32, all ranks' shares)
+        as ``val_<metric>`` (the main set) and ``val_<set>_<metric>``, and their ``val_score``."""
+        row: dict[str, float] = {}
+        score = weights = 0.0
+        for name, dataset, weight in self.val_sets:
+            means = self._validate_set(dataset)
+            prefix = "val_" if name is None else f"val_{name}_"
+            row.update({f"{prefix}{metric}": value for metric, value in means.items()})
+            score, weights = score + weight * means["psnr"], weights + weight
+        row["val_score"] = score / weights if weights else row["val_psnr"]
+        return row
+
+    def _validate_set(self, dataset: PairedDataset) -> dict[str, float]:
+        share = Subset(dataset, range(self.context.rank, len(dataset), self.context.world_size))
         sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64)
-        for scored in score_images(self.model, loader, self.device):
+        for scored in score_images(self.model, (share[i] for i in range(len(share))), self.device):
             sums += torch.tensor([scored.metrics[name] for name in METRICS] + [1.0], dtype=torch.float64)
         sums = distributed.all_reduce_sum(sums, self.context)
-        return {f"val_{name}": float(sums[i] / sums[-1]) for i, name in enumerate(METRICS)}
+        return {name: float(sums[i] / sums[-1]) for i, name in enumerate(METRICS)}
 
     # --- results -----------------------------------------------------------------------
 
@@ -248,18 +263,26 @@ class Trainer:
         # With a GAN, only epochs that trained adversarially compete: the pre-training stage
         # usually scores higher PSNR, but it is not the model the recipe asks for.
         first = self.config.gan.start_epoch if self.adversary is not None else 1
-        improved = epoch >= first and row["val_psnr"] > self.best["val_psnr"]
+        improved = epoch >= first and row["val_score"] > self.best.get("val_score", self.best.get("val_psnr", -math.inf))
         if improved:
-            self.best = {"epoch": epoch, **{f"val_{m}": row[f"val_{m}"] for m in METRICS}}
+            self.best = {"epoch": epoch, **{key: value for key, value in row.items() if key.startswith("val_")}}
         train_part = f"train loss {row['train_total']:.4f} | " if "train_total" in row else ""
+        more = "".join(
+            f" | {name} PSNR {row[f'val_{name}_psnr']:.3f} SSIM {row[f'val_{name}_ssim']:.4f} AE {row[f'val_{name}_ae']:.3f}"
+            for name, _, _ in self.val_sets
+            if name is not None
+        )
+        score = f" | score {row['val_score']:.3f}" if more else ""
         logger.info(
-            "epoch {}/{}: {}val PSNR {:.3f} SSIM {:.4f} AE {:.3f}{} | {:.1f} s",
+            "epoch {}/{}: {}val PSNR {:.3f} SSIM {:.4f} AE {:.3f}{}{}{} | {:.1f} s",
             epoch,
             self.config.optim.epochs,
             train_part,
             row["val_psnr"],
             row["val_ssim"],
             row["val_ae"],
+            more,
+            score,
             " (best)" if improved else "",
             row["seconds"],
         )
@@ -462,20 +485,6 @@ def _model_config(model: str | dict[str, Any]) -> dict[str, Any]:
     return dict(model) if isinstance(model, dict) else load_model_config(model)
 
 
-def _datasets(data: DataConfig) -> tuple[PairedDataset, PairedDataset]:
-    """Training pairs (without ``exclude``d names, unaugmented: see ``AugmentedPairs``) and validation pairs."""
-    root = Path(data.root)
-    if not root.is_dir():
-        raise DataError(
-            f"data.root {root} not found (relative to {Path.cwd()}); point to the pairs with --set data.root=PATH"
-        )
-    if data.layout == "csv":
-        csv_path = root / data.csv
-        train_set = CsvPairedDataset(csv_path, split=data.train_split, exclude=data.exclude)
-        return train_set, CsvPairedDataset(csv_path, split=data.val_split)
-    return PairedFolderDataset(root, data.train_split, exclude=data.exclude), PairedFolderDataset(root, data.val_split)
-
-
 def _new_run_dir(out_dir: Path, name: str) -> Path:
     """``out_dir/name``, or ``name-2``, ``name-3``... when taken: a new run never overwrites an old one."""
     candidate, number = out_dir / name, 1
@@ -489,7 +498,8 @@ def _new_run_dir(out_dir: Path, name: str) -> Path:
 def _write_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
     train_columns = sorted({key for row in history for key in row if key.startswith("train_")})
-    columns = ["epoch", "lr", *train_columns, *(f"val_{m}" for m in METRICS), "seconds"]
+    val_columns = [key for key in history[-1] if key.startswith("val_")]
+    columns = ["epoch", "lr", *train_columns, *val_columns, "seconds"]
     with (run_dir / "metrics.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, restval="")
         writer.writeheader()
