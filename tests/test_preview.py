@@ -116,15 +116,26 @@ def test_page_embeds_the_stream_and_polls_stats(sink):
     assert "/stats.json" in page
 
 
-def test_stats_count_frames_fps_and_latency(sink):
-    for index in range(10):
-        sink.write(_frame(index))
-        time.sleep(0.01)
+def test_stats_count_frames_fps_and_latency(sink, monkeypatch):
+    """On a clock the test controls: a busy machine that delays the request cannot change the figures."""
+    from nirstream.stream.sinks import preview
+
+    clock = [100.0]
+    monkeypatch.setattr(preview, "time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])}))
+    for index in range(10):  # 50 fps, each frame written 30 ms after its capture
+        frame = _frame(index)
+        frame.timings["captured"] = clock[0] - 0.03
+        sink.write(frame)
+        clock[0] += 0.02
+    clock[0] -= 0.02  # the request comes at the time of the last write
     with urllib.request.urlopen(sink.url + "stats.json", timeout=5) as response:
         stats = json.load(response)
     assert stats["frames"] == 10
-    assert 20 < stats["fps"] < 200
-    assert 0 <= stats["latency_ms"] < 1000
+    assert stats["fps"] == pytest.approx(50.0, rel=1e-3)
+    assert stats["latency_ms"] == pytest.approx(30.0, abs=0.01)
+    clock[0] += 5.0  # writes stopped: no fps to show
+    with urllib.request.urlopen(sink.url + "stats.json", timeout=5) as response:
+        assert json.load(response)["fps"] == 0.0
 
 
 def test_unknown_path_is_404(sink):
