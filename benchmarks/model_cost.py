@@ -38,24 +38,37 @@ def latency_ms(model: nn.Module, size: tuple[int, int], runs: int) -> tuple[floa
     (a GPU-sized config on the CPU) is reported from that single run instead.
     """
     nir = torch.rand(1, 1, *size)
+    first = _timed(model, nir)
+    if first > SLOW_S * 1e3:
+        return first, 1
+    _timed(model, nir)
+    return statistics.median(_timed(model, nir) for _ in range(runs)), runs
+
+
+def alternated_latency_ms(models: dict[str, nn.Module], size: tuple[int, int], runs: int) -> dict[str, float]:
+    """Median ms per batch-1 forward of each model, timed in turn (one run of each per round),
+    so that a change in the machine's load falls on every model alike: a side-by-side ratio."""
+    nir = torch.rand(1, 1, *size)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for name, model in models.items():  # warm-up
+        _timed(model, nir)
+    for _ in range(runs):
+        for name, model in models.items():
+            times[name].append(_timed(model, nir))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _timed(model: nn.Module, nir: torch.Tensor) -> float:
     with torch.inference_mode():
         start = time.perf_counter()
         model(nir)
-        first = time.perf_counter() - start
-        if first > SLOW_S:
-            return first * 1e3, 1
-        model(nir)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            model(nir)
-            times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times), runs
+        return (time.perf_counter() - start) * 1e3
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", nargs="+", default=bundled_names("models"))
+    parser.add_argument("--configs", nargs="+", default=bundled_names("models"),
+                        help="bundled model names or model YAML files (default: every bundled config)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per size (median reported)")
     parser.add_argument(
         "--threads", type=int, nargs="+", default=sorted({1, torch.get_num_threads()}),
@@ -64,27 +77,28 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
 
-    rows = []
-    for name in args.configs:
-        config = load_model_config(name)
-        model = build_model(config).eval()
-        params = sum(p.numel() for p in model.parameters()) / 1e6
-        counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
-        times: dict[int, tuple[str, str]] = {}
-        for threads in sorted(args.threads, reverse=True):
-            torch.set_num_threads(threads)
-            tile, tile_runs = latency_ms(model, TILE, args.runs)
-            if tile_runs == 1:  # a GPU-sized config: one tile with the most threads says enough
-                times[threads] = (f"{tile:.0f} (1 run)", "not timed")
-                break
-            frame, frame_runs = latency_ms(model, FRAME, args.runs)
-            times[threads] = (f"{tile:.0f}", f"{frame:.0f}" + (" (1 run)" if frame_runs == 1 else ""))
-        rows.append((name, params, counted, scan, times))
-        timing = "  ".join(f"{t} thr: {tile} ms/tile, {frame} ms/frame" for t, (tile, frame) in times.items())
-        print(
-            f"{name:18s} {params:6.2f}M params  {counted:7.2f} GFLOPs/tile (+{scan:.3f} scan est.)  {timing}",
-            flush=True,
-        )
+    models = {name: build_model(load_model_config(name)).eval() for name in args.configs}
+    counts = {name: (f / 1e9 for f in forward_flops(model, *TILE)) for name, model in models.items()}
+    counts = {name: tuple(values) for name, values in counts.items()}
+    times: dict[str, dict[int, tuple[str, str]]] = {name: {} for name in models}
+    for threads in sorted(args.threads, reverse=True):
+        torch.set_num_threads(threads)
+        cpu_sized = {}
+        for name, model in models.items():  # a GPU-sized config: one tile with the most threads says enough
+            first = _timed(model, torch.rand(1, 1, *TILE))
+            if first > SLOW_S * 1e3:
+                times[name].setdefault(threads, (f"{first:.0f} (1 run)", "not timed"))
+            else:
+                cpu_sized[name] = model
+        tiles = alternated_latency_ms(cpu_sized, TILE, args.runs)
+        frames = alternated_latency_ms(cpu_sized, FRAME, args.runs)
+        for name in cpu_sized:
+            times[name][threads] = (f"{tiles[name]:.0f}", f"{frames[name]:.0f}")
+    for name in models:
+        params = sum(p.numel() for p in models[name].parameters()) / 1e6
+        counted, scan = counts[name]
+        timing = "  ".join(f"{t} thr: {tile} ms/tile, {frame} ms/frame" for t, (tile, frame) in times[name].items())
+        print(f"{name:18s} {params:6.2f}M params  {counted:7.2f} GFLOPs/tile (+{scan:.3f} scan est.)  {timing}")
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     header = "| config | params | GFLOPs / 256² tile (conv + matmul) | scan GFLOPs / tile (est.) |"
@@ -93,18 +107,20 @@ def main() -> None:
         header += f" ms / 256² tile, {threads} thr | ms / 640×512 frame, {threads} thr |"
         rule += " ---: | ---: |"
     lines = [header, rule]
-    for name, params, counted, scan, times in rows:
+    for name, model in models.items():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        counted, scan = counts[name]
         line = f"| {name} | {params:.2f}M | {counted:.2f} | {scan:.3f} |"
         for threads in args.threads:
-            tile, frame = times.get(threads, ("–", "–"))
+            tile, frame = times[name].get(threads, ("–", "–"))
             line += f" {tile} | {frame} |"
         lines.append(line)
     body = "\n".join(lines) + (
-        f"\n\nCPU wall time, batch 1, fp32, `torch.inference_mode`, chunked scan; median of {args.runs} "
-        f"runs after a warm-up. A config whose first tile takes over {SLOW_S:.0f} s (a GPU config) is "
-        f"timed once, on a tile, with the most threads. Load average at the end of the run: {load} "
-        f"(the machine is shared: with other processes busy, multi-threaded runs of many small ops "
-        f"stall at every thread barrier and can be far slower than one thread). FLOPs from "
+        f"\n\nCPU wall time, batch 1, fp32, `torch.inference_mode`, chunked scan; the configs are timed "
+        f"in turn, one forward of each per round, {args.runs} rounds after a warm-up, and each "
+        f"figure is a median: ratios between rows are side by side. A config whose first tile takes "
+        f"over {SLOW_S:.0f} s (a GPU config) is timed once, on a tile, with the most threads. Load "
+        f"average at the end of the run: {load}. FLOPs from "
         f"`FlopCounterMode`, which counts convolutions and matrix products only; the selective "
         f"scan's elementwise recurrence is not in it and is estimated beside it at "
         f"{SCAN_FLOPS_PER_UPDATE} FLOPs per (channel, token, state) update. A tile is a "

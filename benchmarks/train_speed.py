@@ -82,12 +82,46 @@ def samples_per_second(command: list[str], env: dict[str, str], overrides: list[
     return world * batch / seconds_per_step
 
 
+def profile_step(threads: int, steps: int = 3) -> str:
+    """Where one training step of this tree's trainer spends its time: torch.profiler's top
+    operators (self CPU time per step), on a synthetic batch of 8 crops, as a Markdown table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from nirstream.core.losses import build_loss
+    from nirstream.core.train import load_train_config
+
+    torch.set_num_threads(threads)
+    model = build_model(load_model_config("colormamba-lite"))
+    loss = build_loss(load_train_config("colormamba-lite").loss)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    nir, rgb = torch.rand(BATCH, 1, CROP, CROP), torch.rand(BATCH, 3, CROP, CROP)
+
+    def step() -> None:
+        total, _ = loss(model.forward_with_aux(nir), rgb)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            step()
+    events = sorted(profiler.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events)
+    rows = ["| operator | ms per step (self) | share |", "|---|---:|---:|"]
+    for event in events[:12]:
+        rows.append(f"| `{event.key}` | {event.self_cpu_time_total / steps / 1e3:.1f} | {event.self_cpu_time_total / total:.0%} |")
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="fc9e91e", help="git revision of the earlier trainer")
     parser.add_argument("--steps", type=int, default=40, help="steps per epoch (the second epoch is timed)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--only", nargs="+", help="variants to run (default: all)")
+    parser.add_argument("--profile-threads", type=int, default=2, help="threads for the profile of one step")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as temp:
@@ -126,6 +160,12 @@ def main() -> None:
         lines.append(
             f"| {name} | {median:.1f} | {runs} | {median / base:.2f}x | {median * flops_per_sample / peak:.1%} |"
         )
+    lines += [
+        "",
+        f"Where a step of `new` goes (torch.profiler, self CPU time, {args.profile_threads} threads, synthetic batch):",
+        "",
+        profile_step(args.profile_threads),
+    ]
     body = f"Baseline {args.baseline}; load average at the end {os.getloadavg()[0]:.2f}.\n\n" + "\n".join(lines)
     print(body)
     update_section("train_speed", "Training speed (benchmarks/train_speed.py)", body)

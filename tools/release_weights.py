@@ -2,9 +2,11 @@
 
 Tensors are stored as fp16 (half the size; they load back into fp32 models), and the metadata
 keeps the training provenance the trainer wrote (config, epoch, val metrics) plus what a model
-card needs: the command, the machine, the wall time, the data's terms, and the scores of the
-released (fp16) file itself on the validation split under ``eval``: the figures the README
-quotes, which ``nirstream eval`` reproduces and a test checks.
+card needs: the command, the machine, the wall time (this run's, and in all when the run
+continued released weights through ``run.init``), the data's terms, and the scores of the
+released (fp16) file itself on every validation set of its training config under
+``eval_sets`` (VCIP val also under ``eval``): the figures the README and the model card quote,
+which ``nirstream eval --model NAME --config CONFIG`` reproduces and a test checks.
 
     python tools/release_weights.py runs/colormamba-lite --command "nirstream train ..." \
         --machine "2-core CPU" [--name colormamba-lite]
@@ -18,13 +20,16 @@ from pathlib import Path
 
 import torch
 
-from nirstream.core.data import PairedFolderDataset
+from nirstream.core.config import bind
 from nirstream.core.evaluate import evaluate
+from nirstream.core.train import TrainConfig
+from nirstream.core.train.datasets import validation_sets
+from nirstream.core.train.init import init_weights_path
 from nirstream.core.weights import load_model, read_metadata, save_weights
 
 TERMS = (
-    "Trained on VCIP 2020 NIR colorization challenge data (EPFL RGB-NIR Scene dataset, Brown & "
-    "Suesstrunk, CVPR 2011): research and educational use only"
+    "Trained on VCIP 2020 NIR colorization challenge data and EPFL RGB-NIR Scene dataset images "
+    "(Brown & Suesstrunk, CVPR 2011): research and educational use only"
 )
 
 
@@ -44,21 +49,26 @@ def main() -> int:
     parser.add_argument("--command", required=True, help="the exact training command")
     parser.add_argument("--machine", required=True, help="where it trained, e.g. '2-core CPU, 1 thread'")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "weights")
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/vcip2020_nir",
-                        help="paired folder to score the released file on")
-    parser.add_argument("--split", default="val")
     args = parser.parse_args()
     source = args.run_dir / "best.safetensors"
     meta = read_metadata(source)
     info = meta["info"]
-    name = args.name or info.get("config", {}).get("model")
-    if not isinstance(name, str) or not name:
+    config = bind(TrainConfig, info["config"])
+    name = args.name or (config.model if isinstance(config.model, str) else None)
+    if not name or "/" in name or name.endswith(".yaml"):
         parser.error("cannot tell the model name from the run: pass --name")
+    seconds = training_seconds(args.run_dir)
+    before = 0.0
+    if config.run.init is not None:  # a continuation: count the hours behind the weights it started from
+        parent = read_metadata(init_weights_path(config.run.init))["info"]
+        before = parent.get("training_seconds_total", parent.get("training_seconds")) or 0.0
+        info["continues"] = {"name": parent.get("name"), "released": parent.get("released"), "epoch": parent.get("epoch")}
     info.update({
         "name": name,
         "command": args.command,
         "machine": args.machine,
-        "training_seconds": training_seconds(args.run_dir),
+        "training_seconds": seconds,
+        "training_seconds_total": (seconds or 0.0) + before,
         "released": datetime.date.today().isoformat(),
         "terms": TERMS,
     })
@@ -67,10 +77,15 @@ def main() -> int:
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
-    report = evaluate(model, PairedFolderDataset(args.data, args.split), torch.device("cpu"))
-    info["eval"] = {"data": args.data.name, "split": args.split, "images": len(report.images), **report.mean}
+    info["eval_sets"] = {}
+    for set_name, dataset, _ in validation_sets(config.data):
+        report = evaluate(model, dataset, torch.device("cpu"))
+        scores = {"images": len(report.images), **report.mean, "groups": report.groups}
+        info["eval_sets"][set_name or "val"] = scores
+        print(f"{set_name or 'val'}: {report.mean}")
+    info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
     path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)
-    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, epoch {info.get('epoch')}, {args.split}: {report.mean}")
+    print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, epoch {info.get('epoch')}")
     return 0
 
 
