@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nirstream.stream.errors import SinkError
+from nirstream.stream.errors import SinkError, SourceError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.pipeline import FrameQueue, Pipeline
 
@@ -99,6 +99,35 @@ def test_a_failing_sink_stops_the_run_with_its_error_and_closes_every_sink():
         Pipeline(FakeSource(100), Gray(), [other, failing]).run()
     assert failing.closed and other.closed
     assert len(other.frames) >= 5
+
+
+def test_a_source_that_fails_part_way_stops_the_run_with_its_error():
+    """A broken file after 12 good frames: the run must raise (so ``nirstream run`` exits non-zero),
+    not end quietly with a truncated output, and every sink is closed (its file finished)."""
+
+    def corrupt(i):
+        if i == 12:
+            raise SourceError("frame 12 of drive.mp4 cannot be decoded")
+
+    sink = ListSink()
+    with pytest.raises(SourceError, match="frame 12 of drive.mp4"):
+        Pipeline(FakeSource(100, on_frame=corrupt), Gray(), [sink]).run()
+    assert sink.closed
+    assert [i for i, _ in sink.frames] == list(range(len(sink.frames))) and len(sink.frames) <= 12
+
+
+def test_a_colorizer_that_fails_part_way_stops_the_run_with_its_error():
+    class FailsAtFive(Gray):
+        def run(self, frames):
+            for frame in super().run(frames):
+                if frame.index == 5:
+                    raise RuntimeError("CUDA out of memory on frame 5")
+                yield frame
+
+    sink = ListSink()
+    with pytest.raises(RuntimeError, match="out of memory on frame 5"):
+        Pipeline(FakeSource(100), FailsAtFive(), [sink]).run()
+    assert sink.closed and [i for i, _ in sink.frames] == list(range(len(sink.frames))) and len(sink.frames) <= 5
 
 
 def test_sigint_drains_in_flight_frames_and_returns_a_summary():
