@@ -59,15 +59,23 @@ def _fake_run(outputs, times):
     return run
 
 
-def test_half_precision_choice_prefers_the_faster_accurate_type(monkeypatch):
+@pytest.mark.parametrize("faster", ["fp16", "bf16"])
+def test_half_precision_choice_prefers_the_faster_accurate_type(monkeypatch, faster):
     reference = torch.rand(1, 3, 32, 32)
     close = reference + 0.0004  # rounds to the same 8-bit levels: PSNR at the cap
-    clock = iter(range(1000))
-    monkeypatch.setattr("nirstream.stream.colorizer.autotune.time.perf_counter", lambda: next(clock))
+    clock = [0.0]  # a fake clock that each run moves on by its precision's duration
+    monkeypatch.setattr("nirstream.stream.colorizer.autotune.time.perf_counter", lambda: clock[0])
+    seconds = {"fp32": 9.0, "fp16": 5.0, "bf16": 5.0, faster: 2.0}
     counts = {"fp16": [0], "bf16": [0]}
-    chosen, trials = choose_half_precision(_fake_run({"fp32": reference, "fp16": close, "bf16": close}, counts),
-                                           ("fp16", "bf16"), repeats=2)
-    assert chosen == "fp16"  # equal accuracy and equal (fake) time: the first wins
+    timed = _fake_run({"fp32": reference, "fp16": close, "bf16": close}, counts)
+
+    def run(precision):
+        clock[0] += seconds[precision]
+        return timed(precision)
+
+    chosen, trials = choose_half_precision(run, ("fp16", "bf16"), repeats=2)
+    assert chosen == faster
+    assert {t.precision: t.ms for t in trials} == {p: seconds[p] * 1e3 for p in ("fp16", "bf16")}
     assert all(t.accurate and t.psnr_db >= MIN_PSNR_DB for t in trials)
     assert counts == {"fp16": [3], "bf16": [3]}  # one output run and two timed runs each
 
@@ -98,12 +106,16 @@ def test_auto_settings_on_the_cpu_and_their_validation(tiny_model):
         ColorizerConfig(tile_batch=0)
 
 
-def test_compile_backend_with_fixed_batches_matches_eager_on_tiles(tiny_model):
+def test_compile_backend_matches_eager_on_tiles(tiny_model):
+    """Six tiles in a batch of 4 and a short batch of 2: compile records both shapes (it does not
+    fill batches up, TensorRT does) and colours like eager within one 8-bit level."""
     nir = synthetic_nir(96, 150)
     frames = {}
     for backend in ("eager", "compile"):
         config = ColorizerConfig(device="cpu", backend=backend, tile=64, overlap=16, tile_batch=4)
-        frames[backend] = Colorizer(tiny_model, config)._infer(torch.from_numpy(nir))
+        colorizer = Colorizer(tiny_model, config)
+        assert colorizer.tiles_per_frame(96, 150) == 6 and not colorizer.fixed_batch
+        frames[backend] = colorizer._infer(torch.from_numpy(nir))
     assert (frames["compile"].int() - frames["eager"].int()).abs().max() <= 1
 
 

@@ -88,6 +88,29 @@ def test_onnx_export_matches_pytorch_on_demo_frames(tiny_weights, tmp_path, caps
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims == [2, 1, 64, 96]
     assert {p.key: p.value for p in model.metadata_props}["nirstream.input"] == "2x1x64x96"
+    import onnxruntime
+
+    from nirstream.core.weights import load_model
+
+    nir = torch.rand(2, 1, 64, 96)
+    (onnx_rgb,) = onnxruntime.InferenceSession(str(out)).run(None, {model.graph.input[0].name: nir.numpy()})
+    with torch.inference_mode():
+        torch_rgb = load_model(tiny_weights)(nir).numpy()
+    assert onnx_rgb.shape == (2, 3, 64, 96)
+    assert abs(onnx_rgb - torch_rgb).max() < 1e-4  # the file computes what the model does
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
+def test_onnx_export_that_fails_its_check_leaves_no_file(tiny_weights, tmp_path, monkeypatch, capsys):
+    from nirstream.stream import export as export_module
+
+    out = tmp_path / "tiny.onnx"
+    out.write_bytes(b"an earlier export")
+    monkeypatch.setattr(export_module, "onnx_mean_abs_diff", lambda *args: 0.5)
+    code = main(["export", "--weights", str(tiny_weights), "--format", "onnx", "--out", str(out), "--size", "96x64"])
+    assert code != 0 and "differs from PyTorch by 5.00e-01" in capsys.readouterr().err
+    assert out.read_bytes() == b"an earlier export"  # not replaced by the file that failed
+    assert [p.name for p in tmp_path.iterdir()] == ["tiny.onnx"]  # no .unchecked file left either
 
 
 @pytest.mark.slow
