@@ -69,4 +69,10 @@ def test_eval_reports_fid_only_with_weights(tmp_path, capsys):
     torch.jit.script(ColourStats()).save(str(tmp_path / "features.pt"))
     assert main([*base, "--out", str(tmp_path / "fid"), "--fid-weights", str(tmp_path / "features.pt")]) == 0
     assert "FID over 3 images" in capsys.readouterr().out
-    assert json.loads((tmp_path / "fid" / "metrics.json").read_text())["fid"] >= 0
+    from nirstream.core.data import PairedFolderDataset
+    from nirstream.core.evaluate import evaluate
+    from nirstream.core.weights import load_model
+
+    expected = evaluate(load_model(weights), PairedFolderDataset(tmp_path / "data", "val"),
+                        torch.device("cpu"), fid_weights=tmp_path / "features.pt").fid
+    assert json.loads((tmp_path / "fid" / "metrics.json").read_text())["fid"] == pytest.approx(expected, rel=1e-6)

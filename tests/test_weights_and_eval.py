@@ -129,7 +129,13 @@ def test_eval_cli_scores_a_shipped_model_by_name(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["eval", "--model", "colormamba-lite", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
     assert "mean" in capsys.readouterr().out
-    assert json.loads((out / "metrics.json").read_text())["mean"]["psnr"] > 0
+    from nirstream.core.assets import shipped_weights
+    from nirstream.core.data import PairedFolderDataset
+    from nirstream.core.evaluate import evaluate
+
+    expected = evaluate(load_model(shipped_weights("colormamba-lite")), PairedFolderDataset(tmp_path / "data", "val"),
+                        torch.device("cpu")).mean
+    assert json.loads((out / "metrics.json").read_text())["mean"]["psnr"] == pytest.approx(expected["psnr"], abs=1e-9)
 
 
 def test_eval_cli_flat_folder_only_some_pairs_with_category_means(weights, tmp_path, capsys):
