@@ -70,7 +70,8 @@ def test_corrupt_and_missing_inputs_are_one_line_errors(tmp_path, weights, capsy
         assert main(["run", "--source", str(source), "--sink", "null", "--weights", str(weights)]) != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("nirstream: error:") and source.name in err[0]
-    assert main(["run", "--source", "testsrc", "--sink", "null", "--set", "engine.tiles=3"]) != 0
+    # bounded: were the bad key accepted, the endless testsrc would end after two frames, not hang
+    assert main(["run", "--source", "testsrc", "--sink", "null", "--set", "engine.tiles=3", "--max-frames", "2"]) != 0
     assert "engine.tiles" in capsys.readouterr().err
 
 
@@ -81,11 +82,14 @@ def test_sigint_mid_run_leaves_a_playable_file_with_every_processed_frame(tmp_pa
                "--sink", str(out), "--weights", str(weights), "--summary-json", str(summary)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
-        time.sleep(0.2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()  # a run that ignored SIGINT must not outlive the test
     assert process.returncode == 130, stderr
     written = json.loads(summary.read_text())[0]["written"]
     stamps, _ = read_back(out)
