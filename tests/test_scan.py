@@ -182,3 +182,23 @@ def test_epilogue_by_hand(backend):
         delta_bias=torch.tensor([bias], dtype=torch.float64), delta_softplus=True, backend=backend,
     )
     torch.testing.assert_close(out.flatten().double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-9)
+
+
+def test_backend_choice_belongs_to_its_thread():
+    """A ``with scan_backend`` block in one thread changes nothing for another thread."""
+    import importlib
+    import threading
+
+    module = importlib.import_module("nirstream.core.ops.selective_scan")
+
+    seen = {}
+
+    def other_thread():
+        seen["other"] = module._backend.get()
+
+    with scan_backend("reference"):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+        seen["here"] = module._backend.get()
+    assert seen == {"other": "auto", "here": "reference"} and module._backend.get() == "auto"

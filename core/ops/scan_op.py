@@ -10,6 +10,8 @@ device (mamba-ssm, Triton or chunked). Inference only: it has no autograd formul
 import torch
 from torch import Tensor
 
+from .scan_eager import scan_eager
+
 
 @torch.library.custom_op("nirstream::selective_scan", mutates_args=())
 def selective_scan_op(
@@ -23,9 +25,7 @@ def selective_scan_op(
     delta_bias: Tensor | None,
     delta_softplus: bool,
 ) -> Tensor:
-    from .selective_scan import selective_scan  # the op is one of selective_scan's backends
-
-    return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, backend="auto")
+    return scan_eager("auto", u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
 @selective_scan_op.register_fake

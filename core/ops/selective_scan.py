@@ -15,69 +15,35 @@ Semantics follow mamba-ssm's ``selective_scan_fn``: for each channel ``d`` and s
 
 The recurrence always runs in fp32, also under fp16/bf16 autocast: long products of decays
 lose too much precision in half types.
+
+A call names its backend (``backend=``), or takes the one a surrounding
+``with scan_backend(name):`` block chose. That choice is a context variable: it holds for the
+thread (and asyncio task) that made it and for nothing else, so a trainer, an exporter and a
+colorizer thread can each use their own backend at once.
 """
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from contextvars import ContextVar
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from nirstream.core.errors import ConfigError
-
-from .scan_chunked import scan_chunked
-from .scan_mamba_ssm import mamba_ssm_available, scan_mamba_ssm
+from .scan_eager import BACKENDS, checked_backend, resolve_backend, scan_eager
 from .scan_op import selective_scan_op
-from .scan_reference import scan_reference
-from .scan_triton import scan_triton, triton_available
 
-BACKENDS = ("auto", "reference", "chunked", "triton", "mamba_ssm", "custom_op")
-_default_backend = "auto"
+__all__ = ["BACKENDS", "resolve_backend", "scan_backend", "selective_scan"]
 
-
-def set_scan_backend(name: str) -> None:
-    """Choose the backend used when :func:`selective_scan` is called without one."""
-    global _default_backend
-    _default_backend = _checked(name)
+_backend: ContextVar[str] = ContextVar("nirstream_scan_backend", default="auto")
 
 
 @contextmanager
 def scan_backend(name: str) -> Iterator[None]:
-    """Use ``name`` as the default backend inside a ``with`` block."""
-    previous = _default_backend
-    set_scan_backend(name)
+    """Use backend ``name`` for scans without an explicit ``backend=`` inside the ``with`` block."""
+    token = _backend.set(checked_backend(name))
     try:
         yield
     finally:
-        set_scan_backend(previous)
-
-
-def resolve_backend(name: str, device: torch.device) -> str:
-    """The concrete backend ``name`` means for tensors on ``device``."""
-    name = _checked(name)
-    if name == "auto":
-        if device.type == "cuda" and mamba_ssm_available():
-            return "mamba_ssm"
-        return "triton" if device.type == "cuda" and triton_available() else "chunked"
-    if name == "mamba_ssm" and not (device.type == "cuda" and mamba_ssm_available()):
-        raise ConfigError(
-            "scan backend 'mamba_ssm' needs CUDA tensors and the mamba-ssm package "
-            "(pip install 'nirstream[cuda]'); use 'auto' or 'chunked'"
-        )
-    if name == "triton" and not _triton_runs_on(device):
-        raise ConfigError(
-            "scan backend 'triton' needs CUDA tensors and the triton package "
-            "(or TRITON_INTERPRET=1 to run it slowly on the CPU); use 'auto' or 'chunked'"
-        )
-    return name
-
-
-def _triton_runs_on(device: torch.device) -> bool:
-    """Triton compiles for CUDA; on the CPU only its interpreter (TRITON_INTERPRET=1, tests) runs kernels."""
-    on_device = device.type == "cuda" or (device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1")
-    return on_device and triton_available()
+        _backend.reset(token)
 
 
 def selective_scan(
@@ -103,31 +69,7 @@ def selective_scan(
         B, C = B.unsqueeze(1), C.unsqueeze(1)
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"{u.shape[1]} channels do not split into {B.shape[1]} groups of B/C")
-    name = resolve_backend(backend or _default_backend, u.device)
+    name = resolve_backend(backend or _backend.get(), u.device)
     if name == "custom_op":
         return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
-    # Autocast off, so nothing inside is cast down; meta tensors (shape inference) have no autocast.
-    guard = torch.autocast(u.device.type, enabled=False) if u.device.type != "meta" else nullcontext()
-    with guard:
-        u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-        D, z, delta_bias = (None if t is None else t.to(dtype) for t in (D, z, delta_bias))
-        if name == "mamba_ssm":
-            return scan_mamba_ssm(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-        if delta_bias is not None:
-            delta = delta + delta_bias.unsqueeze(-1)
-        if delta_softplus:
-            delta = F.softplus(delta)
-        scan = {"reference": scan_reference, "chunked": scan_chunked, "triton": scan_triton}[name]
-        y = scan(u, delta, A, B, C)
-        if D is not None:
-            y = y + D.unsqueeze(-1) * u
-        if z is not None:
-            y = y * F.silu(z)
-        return y
-
-
-def _checked(name: str) -> str:
-    if name not in BACKENDS:
-        raise ConfigError(f"unknown scan backend '{name}'; allowed: {', '.join(BACKENDS)}")
-    return name
+    return scan_eager(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus)

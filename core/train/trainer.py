@@ -39,7 +39,7 @@ from nirstream.core.losses import build_loss, lsgan_d_loss, lsgan_g_loss
 from nirstream.core.evaluate import METRICS, score_images
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.models.patchgan import PatchGANDiscriminator
-from nirstream.core.ops import set_scan_backend
+from nirstream.core.ops import scan_backend
 from nirstream.core.train import distributed
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nirstream.core.train.config import GanConfig, OptimConfig, TrainConfig
@@ -95,7 +95,6 @@ class Trainer:
         self.context = context
         self.device = context.device
         checkpoint = load_checkpoint(resume) if resume is not None else None
-        set_scan_backend(config.run.scan_backend)
         _seed_everything(config.run.seed)
 
         self.model = build_model(_model_config(config.model))
@@ -141,7 +140,11 @@ class Trainer:
             self.run_dir = distributed.broadcast_object(run_dir, context)
 
     def fit(self) -> Path:
-        """Train the remaining epochs and return the run folder."""
+        """Train the remaining epochs (every scan on ``run.scan_backend``) and return the run folder."""
+        with scan_backend(self.config.run.scan_backend):
+            return self._fit()
+
+    def _fit(self) -> Path:
         log_sink = logger.add(self.run_dir / "train.log", level="INFO") if self.context.is_main else None
         try:
             self._log_start()
