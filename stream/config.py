@@ -13,6 +13,7 @@ from nirstream.core.config import apply_overrides, bind, bundled_config, load_ya
 from nirstream.core.errors import ConfigError
 from nirstream.stream.colorizer import ColorizerConfig
 from nirstream.stream.pipeline import POLICIES
+from nirstream.stream.sinks.spec import SinkConfig
 
 
 @dataclass
@@ -25,14 +26,6 @@ class QueueConfig:
     def __post_init__(self) -> None:
         if self.policy is not None and self.policy not in POLICIES:
             raise ConfigError(f"queue.policy must be one of {', '.join(POLICIES)} or null, got '{self.policy}'")
-
-
-@dataclass
-class SinkConfig:
-    codec: str = "libx264"
-    crf: int = 23
-    preset: str = "veryfast"
-    side_by_side: bool = False
 
 
 @dataclass

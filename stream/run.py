@@ -23,7 +23,7 @@ from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
 from nirstream.stream.frame import Frame
 from nirstream.stream.pipeline import Pipeline
-from nirstream.stream.sinks import VIDEO_SUFFIXES, open_sink, sink_for_input
+from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
 from nirstream.stream.stats import Summary
 
@@ -33,6 +33,7 @@ STATS_EVERY_S = 5.0
 def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None) -> list[Summary]:
     """Colorize every input ``source_spec`` names into ``sink_specs``; return one summary per input."""
     inputs = expand_inputs(source_spec)
+    specs = [parse_sink(text) for text in sink_specs]  # a bad --sink fails before anything opens
     # Inputs first: a missing file or camera fails at once, before seconds of model loading.
     sources = [open_source(spec, **(_camera_options(config) if is_camera_spec(spec) else {})) for spec in inputs]
     try:
@@ -49,10 +50,8 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     summaries = []
     try:
         for source in sources:
-            sinks = [
-                open_sink(target, **_sink_options(target, config))
-                for target in (sink_for_input(spec, source.info.name) if len(sources) > 1 else spec for spec in sink_specs)
-            ]
+            sinks = [open_sink(spec.for_input(source.info.name) if len(sources) > 1 else spec, config.sink)
+                     for spec in specs]
             if config.engine.warmup:
                 colorizer.warmup(source.info.height, source.info.width)
             pipeline = Pipeline(
@@ -72,10 +71,9 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
             source.close()
     if summary_json is not None:
         _write_summaries(summaries, summary_json)
-    for spec in sink_specs:
-        if spec in ("null", "window") or spec.startswith(("preview", "http://")):
-            continue
-        logger.info(f"output: {Path(spec).resolve()}")
+    for spec in specs:
+        if spec.output is not None:
+            logger.info(f"output: {spec.output}")
     return summaries
 
 
@@ -107,15 +105,6 @@ def _camera_options(config: RunConfig) -> dict:
         "width": cam.width, "height": cam.height, "fps": cam.fps, "pixel_format": cam.pixel_format,
         "reconnect_tries": cam.reconnect_tries, "backoff_s": cam.backoff_s,
     }
-
-
-def _sink_options(spec: str, config: RunConfig) -> dict:
-    if spec == "null":
-        return {}
-    if Path(spec).suffix.lower() in VIDEO_SUFFIXES:
-        return {"codec": config.sink.codec, "crf": config.sink.crf, "preset": config.sink.preset,
-                "side_by_side": config.sink.side_by_side}
-    return {"side_by_side": config.sink.side_by_side}
 
 
 class _Reporter:

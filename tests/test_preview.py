@@ -16,7 +16,7 @@ import pytest
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
-from nirstream.stream.sinks import PreviewSink, open_sink
+from nirstream.stream.sinks import PreviewSink, SinkConfig, open_sink
 
 RED = (230, 20, 20)
 CHROMIUM = "/usr/bin/chromium"
@@ -208,8 +208,8 @@ def test_default_binds_localhost_only():
      ("http://localhost:9003/", ("localhost", 9003))],
 )
 def test_open_sink_preview_specs(spec, address):
-    sink = open_sink(spec, side_by_side=False)
-    assert isinstance(sink, PreviewSink) and (sink.host, sink.port) == address and not sink.side_by_side
+    sink = open_sink(spec, SinkConfig(side_by_side=True))
+    assert isinstance(sink, PreviewSink) and (sink.host, sink.port) == address and sink.side_by_side
 
 
 @pytest.mark.parametrize("spec", ["preview:abc", "http://127.0.0.1:9002/x.mp4"])

@@ -19,11 +19,12 @@ from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sinks import (
     ImageSequenceSink,
     NullSink,
+    SinkConfig,
     VideoSink,
     WindowSink,
     open_sink,
+    parse_sink,
     side_by_side,
-    sink_for_input,
 )
 from nirstream.stream.sinks import window as window_module
 
@@ -310,26 +311,29 @@ def test_window_quits_when_closed(monkeypatch):
     assert gui.shown[0].shape == (48, 64, 3)
 
 
-def test_open_sink_specs(tmp_path):
-    assert isinstance(open_sink("null", side_by_side=True), NullSink)
-    assert isinstance(open_sink("window"), WindowSink)
-    video = open_sink(str(tmp_path / "a.MOV"), crf=30)
-    assert isinstance(video, VideoSink) and video.crf == 30
+def test_open_sink_specs_and_their_options(tmp_path):
+    config = SinkConfig(crf=30, side_by_side=True)
+    assert isinstance(open_sink("null", config), NullSink)
+    window = open_sink("window", config)
+    assert isinstance(window, WindowSink) and window.side_by_side
+    video = open_sink(str(tmp_path / "a.MOV"), config)
+    assert isinstance(video, VideoSink) and (video.crf, video.codec, video.side_by_side) == (30, "libx264", True)
     assert isinstance(open_sink(str(tmp_path)), ImageSequenceSink)
     assert isinstance(open_sink("new/folder/"), ImageSequenceSink)
     with pytest.raises(SinkError, match="unknown sink"):
         open_sink(str(tmp_path / "out.avi"))
 
 
-def test_sink_for_input(tmp_path):
-    assert sink_for_input("out/", "drives/drive1.mp4") == str(Path("out") / "drive1.mp4")
-    assert sink_for_input(str(tmp_path), "cam0") == str(tmp_path / "cam0.mp4")
-    assert sink_for_input("null", "drive1.mp4") == "null"
-    assert sink_for_input("one.mp4", "drive1.mp4") == "one.mp4"
+def test_parse_sink_kinds_and_output_paths(tmp_path):
+    assert [parse_sink(text).kind for text in ("null", "window", "preview:9000", "x.mkv", "out/", str(tmp_path))] == [
+        "null", "window", "preview", "video", "folder", "folder"]
+    assert parse_sink("out/x.mp4").output == (Path("out") / "x.mp4").resolve()
+    assert parse_sink("null").output is None and parse_sink("preview").output is None
 
 
-def test_sink_for_input_leaves_a_preview_address_alone():
-    from nirstream.stream.sinks import sink_for_input
-
-    assert sink_for_input("http://127.0.0.1:8080/", "drive1.mp4") == "http://127.0.0.1:8080/"
-    assert sink_for_input("preview:9000", "drive1.mp4") == "preview:9000"
+def test_a_folder_sink_gives_each_of_many_inputs_its_own_video(tmp_path):
+    assert parse_sink("out/").for_input("drives/drive1.mp4").path == Path("out") / "drive1.mp4"
+    per_camera = parse_sink(str(tmp_path)).for_input("cam0")
+    assert (per_camera.kind, per_camera.path) == ("video", tmp_path / "cam0.mp4")
+    for text in ("null", "one.mp4", "http://127.0.0.1:8080/", "preview:9000"):  # one sink for every input
+        assert parse_sink(text).for_input("drive1.mp4") == parse_sink(text)
