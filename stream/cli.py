@@ -66,63 +66,85 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'nirstream COMMAND --help' for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"nirstream {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("--log-json", action="store_true", help="log one JSON object per line (for machines)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add_command in (_add_run, _add_train, _add_eval, _add_bench, _add_export):
+        add_command(commands)
+    return parser
 
-    run = commands.add_parser(
-        "run", parents=[common], help="colorize a camera, video, stream or image folder",
-        description="Colorize NIR frames from SOURCE into one or more sinks. SOURCE is a camera "
-                    "(cam0, 0, /dev/video0), a video file or glob, an rtsp:// or http:// stream, an "
-                    "image folder or glob, or testsrc. SINK is a video file (.mp4, .mkv), a folder of "
-                    "images (ending in /), window, preview[:PORT] (a live page on 127.0.0.1), or null.",
-        epilog=EXAMPLES["run"], formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _command(commands: argparse._SubParsersAction, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand with its examples and the options every command has (--debug, --log-json)."""
+    command = commands.add_parser(
+        name, help=summary, description=description, epilog=EXAMPLES[name],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    command.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    command.add_argument("--log-json", action="store_true", help="log one JSON object per line (for machines)")
+    return command
+
+
+def _add_overrides(command: argparse.ArgumentParser, example: str) -> None:
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help=f"override a config value, e.g. {example} (repeatable)")
+
+
+def _add_device(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                         help="where the model runs: auto takes CUDA when there is a GPU (default: auto)")
+
+
+def _add_weights_or_model(command: argparse.ArgumentParser, *, required: bool, model_help: str) -> None:
+    which = command.add_mutually_exclusive_group(required=required)
+    which.add_argument("--weights", type=Path, help="a .safetensors weights file")
+    which.add_argument("--model", help=model_help)
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = _command(
+        commands, "run", "colorize a camera, video, stream or image folder",
+        "Colorize NIR frames from SOURCE into one or more sinks. SOURCE is a camera (cam0, 0, "
+        "/dev/video0), a video file or glob, an rtsp:// or http:// stream, an image folder or glob, "
+        "or testsrc. SINK is a video file (.mp4, .mkv), a folder of images (ending in /), window, "
+        "preview[:PORT] (a live page on 127.0.0.1), or null.",
     )
     run.add_argument("--source", help="camera, file, glob, URL, folder or testsrc "
                                       "(default: the bundled demo clip)")
     run.add_argument("--sink", dest="sinks", action="append", metavar="SINK",
                      help=f"output (repeatable); default: {DEMO_OUTPUT} for the demo, else null")
     run.add_argument("--config", help="pipeline YAML path or bundled name (live-camera, recorded-drive, benchmark)")
-    run.add_argument("--weights", help="a .safetensors weights file (default: the shipped model for the device)")
-    run.add_argument("--model", help="a shipped model (colormamba-lite), or a model config name or YAML "
-                                    "(run untrained: for timing only)")
+    _add_weights_or_model(run, required=False, model_help="a shipped model (colormamba-lite), or a model config "
+                                                         "name or YAML (run untrained: for timing only)")
     run.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. engine.tile=384 (repeatable)")
+    _add_overrides(run, "engine.tile=384")
     run.add_argument("--max-frames", type=_non_negative, help="stop after N frames per input")
     run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
     run.set_defaults(handler=run_pipeline)
 
-    train = commands.add_parser(
-        "train", parents=[common], help="train a model on paired NIR/RGB images",
-        description="Train a colorization model from a YAML config.",
-        epilog=EXAMPLES["train"], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def _add_train(commands: argparse._SubParsersAction) -> None:
+    train = _command(commands, "train", "train a model on paired NIR/RGB images",
+                     "Train a colorization model from a YAML config.")
     train.add_argument("--config", required=True, help="bundled name (colormamba-lite) or path to a train YAML")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. optim.lr=1e-4 (repeatable)")
+    _add_overrides(train, "optim.lr=1e-4")
     train.add_argument("--resume", type=Path, help="continue exactly from a training checkpoint.pt")
     train.add_argument("--init", metavar="WEIGHTS",
                        help="start from a weights file or a shipped model's name (fine-tune, or continue a "
                             "shipped model with a new schedule); the same as --set run.init=WEIGHTS")
     train.set_defaults(handler=run_train)
 
-    evaluate = commands.add_parser(
-        "eval", parents=[common], help="score weights on paired data (PSNR, SSIM, AE)",
-        description="Colorize each NIR image of a paired set and score it against its RGB image "
-                    "with the VCIP 2020 protocol (8-bit output vs 8-bit ground truth).",
-        epilog=EXAMPLES["eval"], formatter_class=argparse.RawDescriptionHelpFormatter,
+
+def _add_eval(commands: argparse._SubParsersAction) -> None:
+    evaluate = _command(
+        commands, "eval", "score weights on paired data (PSNR, SSIM, AE, colourfulness)",
+        "Colorize each NIR image of a paired set and score it against its RGB image with the VCIP "
+        "2020 protocol (8-bit output vs 8-bit ground truth).",
     )
-    which = evaluate.add_mutually_exclusive_group(required=True)
-    which.add_argument("--weights", type=Path, help="a .safetensors weights file")
-    which.add_argument("--model", help="a shipped model, e.g. colormamba-lite")
+    _add_weights_or_model(evaluate, required=True, model_help="a shipped model, e.g. colormamba-lite")
     data = evaluate.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", type=Path, help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
     data.add_argument("--config", help="a train config (bundled name or YAML): score every validation set it "
                                        "names, as its training did (data.root's val split and data.more_val)")
-    evaluate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                          help="with --config: override a train config value, e.g. data.root=PATH (repeatable)")
+    _add_overrides(evaluate, "data.root=PATH (with --config)")
     evaluate.add_argument("--split", default="val",
                           help="split folder or CSV split value; none for <data>/nir and <data>/rgb (default: val)")
     evaluate.add_argument("--only", help="comma-separated pair names: score just these (a held-out part)")
@@ -133,15 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--fid-weights", type=Path,
                           help="a local TorchScript Inception-v3 feature extractor (inception-2015-12-05.pt) "
                                "to add FID; without it the report says FID is not available")
-    evaluate.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _add_device(evaluate)
     evaluate.set_defaults(handler=run_eval)
 
-    bench = commands.add_parser(
-        "bench", parents=[common], help="measure fps, latency and GPU memory of the colorizer",
-        description="Benchmark every combination of --model, --backend, --precision and --size on "
-                    "synthetic frames held in host memory.",
-        epilog=EXAMPLES["bench"], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
+    bench = _command(commands, "bench", "measure fps, latency and GPU memory of the colorizer",
+                     "Benchmark every combination of --model, --backend, --precision and --size on "
+                     "synthetic frames held in host memory.")
     bench.add_argument("--model", dest="models", action="append", metavar="MODEL",
                        help="shipped model, model config or .safetensors file (repeatable; "
                             "default: the shipped model for the device)")
@@ -152,23 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", dest="sizes", action="append", type=_size, metavar="WxH",
                        help="frame size, repeatable (default: 640x512, 1280x720 and 1920x1080)")
     bench.add_argument("--frames", type=_positive, default=100, help="timed frames per configuration (default: 100)")
-    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a pipeline config value, e.g. engine.tile_batch=auto (repeatable)")
+    _add_device(bench)
+    _add_overrides(bench, "engine.tile_batch=auto")
     bench.add_argument("--out", type=Path, default=Path("runs") / "bench",
                        help="folder for bench.json and bench.png (default: runs/bench)")
     bench.set_defaults(handler=run_bench)
 
-    export = commands.add_parser(
-        "export", parents=[common], help="export a model to ONNX or TensorRT",
-        description="Export a model for a fixed input size: ONNX (checked with onnxruntime) or a "
-                    "TensorRT program.",
-        epilog=EXAMPLES["export"], formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    which = export.add_mutually_exclusive_group()
-    which.add_argument("--weights", type=Path, help="a .safetensors weights file")
-    which.add_argument("--model", help="a shipped model (default: the shipped model for the CPU)")
-    export.add_argument("--format", required=True, choices=("onnx", "tensorrt"))
+
+def _add_export(commands: argparse._SubParsersAction) -> None:
+    export = _command(commands, "export", "export a model to ONNX or TensorRT",
+                      "Export a model for a fixed input size: ONNX (checked with onnxruntime) or a "
+                      "TensorRT program.")
+    _add_weights_or_model(export, required=False, model_help="a shipped model (default: the shipped model for the CPU)")
+    export.add_argument("--format", required=True, choices=("onnx", "tensorrt"), help="the file to write")
     export.add_argument("--out", required=True, type=Path, help="output file (.onnx, or .ep for TensorRT)")
     export.add_argument("--size", type=_size, default=(640, 512), metavar="WxH",
                         help="input width x height (default: 640x512)")
@@ -177,7 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--check-source", help="video or images to check the ONNX file on (default: the demo clip)")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")
     export.set_defaults(handler=run_export)
-    return parser
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
@@ -186,7 +202,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
 
     config = load_run_config(args.config, args.overrides)
     if args.weights:
-        config.weights = args.weights
+        config.weights = str(args.weights)
     if args.model:
         config.model = args.model
     if args.side_by_side:

@@ -1,5 +1,6 @@
 """Released weights round-trip from the file alone; eval and the CLI report and fail cleanly."""
 
+import argparse
 import json
 import os
 
@@ -173,3 +174,14 @@ def test_eval_cli_scores_every_validation_set_of_a_train_config(weights, tmp_pat
     assert "again:" in capsys.readouterr().out
     assert [r["name"] for r in json.loads((out / "val" / "metrics.json").read_text())["images"]] == ["img0", "img1", "img2"]
     assert [r["name"] for r in json.loads((out / "again" / "metrics.json").read_text())["images"]] == ["img1"]
+
+
+def test_every_option_of_every_command_has_help():
+    from nirstream.stream.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            assert action.help, f"nirstream {name} {'/'.join(action.option_strings)} has no help"
+        assert command.epilog and "examples:" in command.epilog, name
