@@ -14,6 +14,7 @@ from nirstream.core.errors import ConfigError
 from nirstream.stream.colorizer import ColorizerConfig
 from nirstream.stream.pipeline import POLICIES
 from nirstream.stream.sinks.spec import SinkConfig
+from nirstream.stream.sources.camera import CameraConfig
 
 
 @dataclass
@@ -26,16 +27,6 @@ class QueueConfig:
     def __post_init__(self) -> None:
         if self.policy is not None and self.policy not in POLICIES:
             raise ConfigError(f"queue.policy must be one of {', '.join(POLICIES)} or null, got '{self.policy}'")
-
-
-@dataclass
-class CameraConfig:
-    width: int | None = None
-    height: int | None = None
-    fps: float | None = None
-    pixel_format: str | None = None  # GREY (8-bit) or Y16 (16-bit); null: the camera's default
-    reconnect_tries: int = 5
-    backoff_s: float = 0.5
 
 
 @dataclass

@@ -35,7 +35,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     inputs = expand_inputs(source_spec)
     specs = [parse_sink(text) for text in sink_specs]  # a bad --sink fails before anything opens
     # Inputs first: a missing file or camera fails at once, before seconds of model loading.
-    sources = [open_source(spec, **(_camera_options(config) if is_camera_spec(spec) else {})) for spec in inputs]
+    sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
     try:
         colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
@@ -97,14 +97,6 @@ def pick_model(config: RunConfig):
         f"for latency and throughput only). Shipped models: {', '.join(shipped_models()) or 'none'}"
     )
     return build_model(model_config).eval()
-
-
-def _camera_options(config: RunConfig) -> dict:
-    cam = config.camera
-    return {
-        "width": cam.width, "height": cam.height, "fps": cam.fps, "pixel_format": cam.pixel_format,
-        "reconnect_tries": cam.reconnect_tries, "backoff_s": cam.backoff_s,
-    }
 
 
 class _Reporter:

@@ -179,7 +179,7 @@ class GanConfig:
 
 
 @dataclass
-class RunConfig:
+class TrainRunConfig:
     """Where results go and how the run is executed.
 
     The run folder is ``<out_dir>/<name>``, numbered ``-2``, ``-3``... when it is taken.
@@ -223,7 +223,7 @@ class TrainConfig:
     loss: dict[str, Any] = field(default_factory=lambda: {"l1": 1.0})
     optim: OptimConfig = field(default_factory=OptimConfig)
     gan: GanConfig = field(default_factory=GanConfig)
-    run: RunConfig = field(default_factory=RunConfig)
+    run: TrainRunConfig = field(default_factory=TrainRunConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, (str, dict)):

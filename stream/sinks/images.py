@@ -6,6 +6,7 @@ from nirstream.core.data.images import write_image
 from nirstream.core.errors import DataError
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.spec import SinkConfig
 from nirstream.stream.sinks.compose import output_image
 
 
@@ -16,7 +17,7 @@ class ImageSequenceSink:
     complete when ``write`` returns, so there is nothing to finalise at close.
     """
 
-    def __init__(self, folder: str | Path, *, pattern: str = "{index:06d}.png", side_by_side: bool = False) -> None:
+    def __init__(self, folder: str | Path, *, pattern: str = "{index:06d}.png", side_by_side: bool = SinkConfig.side_by_side) -> None:
         self.folder = Path(folder)
         self.pattern = pattern
         self.side_by_side = side_by_side

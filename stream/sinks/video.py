@@ -24,6 +24,7 @@ import numpy as np
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.spec import SinkConfig
 from nirstream.stream.sinks.compose import output_image
 
 TIME_BASE = Fraction(1, 90000)
@@ -46,10 +47,10 @@ class VideoSink:
         self,
         path: str | Path,
         *,
-        codec: str = "libx264",
-        crf: int = 23,
-        preset: str = "veryfast",
-        side_by_side: bool = False,
+        codec: str = SinkConfig.codec,
+        crf: int = SinkConfig.crf,
+        preset: str = SinkConfig.preset,
+        side_by_side: bool = SinkConfig.side_by_side,
     ) -> None:
         self.path = Path(path)
         self.codec = codec

@@ -9,6 +9,7 @@ after ``reconnect_tries`` failed attempts the source ends with a one-line Source
 
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import cv2
@@ -20,6 +21,23 @@ from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sources.base import Source, make_frame
 
 PIXEL_FORMATS = {"GREY": "GREY", "Y16": "Y16 "}
+
+
+@dataclass
+class CameraConfig:
+    """The ``camera`` section: the format to ask the camera for, and how to ride out a lost link.
+
+    ``pixel_format``: GREY (8-bit) or Y16 (16-bit); null takes the camera's default, as do null
+    ``width``, ``height`` and ``fps``. After a lost link the source tries ``reconnect_tries``
+    times, waiting ``backoff_s`` and then twice as long before each further try.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    pixel_format: str | None = None
+    reconnect_tries: int = 5
+    backoff_s: float = 0.5
 """Pixel formats a NIR camera is asked for, by name, and their V4L2 FOURCC codes."""
 
 
@@ -72,12 +90,12 @@ class CameraSource(Source):
         self,
         device: int | str,
         *,
-        width: int | None = None,
-        height: int | None = None,
-        fps: float | None = None,
-        pixel_format: str | None = None,
-        reconnect_tries: int = 5,
-        backoff_s: float = 0.5,
+        width: int | None = CameraConfig.width,
+        height: int | None = CameraConfig.height,
+        fps: float | None = CameraConfig.fps,
+        pixel_format: str | None = CameraConfig.pixel_format,
+        reconnect_tries: int = CameraConfig.reconnect_tries,
+        backoff_s: float = CameraConfig.backoff_s,
         capture: Callable[[int | str], Capture] = open_v4l2,
     ) -> None:
         if pixel_format is not None and pixel_format not in PIXEL_FORMATS:
