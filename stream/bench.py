@@ -33,6 +33,7 @@ from nirstream.stream.colorizer.backends import HALF_DTYPES
 from nirstream.stream.colorizer.colorizer import synthetic_nir
 from nirstream.stream.colorizer.guided import scaled_size
 from nirstream.stream.frame import Frame
+from nirstream.stream.stats import Stage
 
 RESOLUTIONS = ((640, 512), (1280, 720), (1920, 1080))
 DISTINCT_FRAMES = 8  # cycled: enough that no cache holds "the" frame, cheap to generate
@@ -136,7 +137,7 @@ def bench_one(
     latencies = []
     start = time.perf_counter()
     for frame in colorizer.run(_frames(pool, frames)):
-        latencies.append((frame.timings["colorized"] - frame.captured_at) * 1e3)
+        latencies.append((frame.time_of(Stage.COLORIZED) - frame.time_of(Stage.CAPTURED)) * 1e3)
     wall = time.perf_counter() - start
     # Reserved, not allocated: CUDA graphs replay in a private pool the allocator's peak does not see.
     memory = torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None

@@ -1,12 +1,15 @@
 """The unit every stage passes on, and what a source tells its sinks about the stream.
 
-Latency figures are differences of the monotonic timestamps the stages write into
-``Frame.timings``: ``captured`` by the source, then one entry per stage as it finishes.
+Latency figures are differences of the frame's stamps, one per :class:`~nirstream.stream.stats.Stage`
+it has passed: ``captured_at`` set by the source, then ``frame.stamp(stage)`` by each stage.
 """
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from nirstream.stream.stats import Stage
 
 
 @dataclass
@@ -16,7 +19,8 @@ class Frame:
     ``nir`` is H×W, uint8 or uint16 as captured; ``rgb`` (H×W×3 uint8, RGB order) is set by
     the colorizer. ``pts`` is the presentation time in seconds from the container or the
     camera clock (None when the input has none); ``captured_at`` is ``time.monotonic()`` when
-    the frame entered the pipeline.
+    the frame entered the pipeline: its :attr:`Stage.CAPTURED` stamp. ``stamps`` holds the
+    later stages' times.
     """
 
     index: int
@@ -24,8 +28,18 @@ class Frame:
     captured_at: float
     nir: np.ndarray
     rgb: np.ndarray | None = None
-    timings: dict[str, float] = field(default_factory=dict)
+    stamps: dict[Stage, float] = field(default_factory=dict)
     source: str = ""
+
+    def stamp(self, stage: Stage) -> None:
+        """Record that the frame reaches ``stage`` now, on the monotonic clock."""
+        if stage is Stage.CAPTURED:
+            raise ValueError("the capture time is captured_at, set when the frame is made")
+        self.stamps[stage] = time.monotonic()
+
+    def time_of(self, stage: Stage) -> float | None:
+        """When the frame reached ``stage`` (monotonic seconds), or None if it has not."""
+        return self.captured_at if stage is Stage.CAPTURED else self.stamps.get(stage)
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from loguru import logger
 from nirstream.stream.frame import Frame
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sources.base import Source
-from nirstream.stream.stats import StageClock, Summary
+from nirstream.stream.stats import Stage, StageClock, Summary
 
 POLICIES = ("block", "drop_oldest")
 
 
-class Stage(Protocol):
+class ColorizeStage(Protocol):
     """The GPU stage: a lazy map from frames to colorized frames (see ``Colorizer.run``)."""
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]: ...
@@ -108,7 +108,7 @@ class Pipeline:
     def __init__(
         self,
         source: Source,
-        stage: Stage,
+        stage: ColorizeStage,
         sinks: list[Sink],
         *,
         capacity: int = 4,
@@ -146,7 +146,7 @@ class Pipeline:
 
     def _colorize(self) -> None:
         try:
-            for frame in self.stage.run(self._timed(self.inbox.drain(), "colorize_start")):
+            for frame in self.stage.run(self._stamped(self.inbox.drain(), Stage.COLORIZE_START)):
                 self.outbox.put(frame)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
@@ -159,7 +159,7 @@ class Pipeline:
             for frame in self.outbox.drain():
                 for sink in self.sinks:
                     sink.write(frame)
-                frame.timings["written"] = time.monotonic()
+                frame.stamp(Stage.WRITTEN)
                 self.written += 1
                 self.clock.record(frame)
                 if self.on_frame is not None:
@@ -171,9 +171,9 @@ class Pipeline:
             self.outbox.abandon()
 
     @staticmethod
-    def _timed(frames: Iterator[Frame], key: str) -> Iterator[Frame]:
+    def _stamped(frames: Iterator[Frame], stage: Stage) -> Iterator[Frame]:
         for frame in frames:
-            frame.timings[key] = time.monotonic()
+            frame.stamp(stage)
             yield frame
 
     def _fail(self, exc: BaseException) -> None:

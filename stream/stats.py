@@ -1,23 +1,38 @@
-"""Latency and throughput: per-stage and end-to-end percentiles from the frames' timestamps.
+"""The pipeline's clock: the moments a frame is stamped at, and the latencies read from them.
 
-A frame carries monotonic timestamps (``captured``, ``colorize_start``, ``colorized``,
-``written``); each stage's latency is the difference of two of them. The last
-:data:`WINDOW` frames are kept, so a stream of any length holds bounded memory.
+This module owns the clock. :class:`Stage` declares every moment, in pipeline order; a stage
+records one with ``frame.stamp(Stage.X)`` (the monotonic clock), and every latency anywhere
+(the run summary, ``nirstream bench``, the live preview) is the difference of two stamps,
+read with ``frame.time_of(stage)``. The last :data:`WINDOW` frames are kept, so a stream of
+any length holds bounded memory.
 """
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nirstream.stream.frame import Frame
+if TYPE_CHECKING:
+    from nirstream.stream.frame import Frame
+
+
+class Stage(str, Enum):
+    """The moments a frame is stamped at, in the order it passes them."""
+
+    CAPTURED = "captured"  # the source made the frame (Frame.captured_at)
+    COLORIZE_START = "colorize_start"  # the colorizer took it from its queue
+    COLORIZED = "colorized"  # its RGB is ready
+    WRITTEN = "written"  # every sink has it
+
 
 WINDOW = 100_000
-STAGES = {  # name: (from timestamp, to timestamp)
-    "queue": ("captured", "colorize_start"),
-    "colorize": ("colorize_start", "colorized"),
-    "sink": ("colorized", "written"),
-    "end_to_end": ("captured", "written"),
+STAGES = {  # name: (from, to)
+    "queue": (Stage.CAPTURED, Stage.COLORIZE_START),
+    "colorize": (Stage.COLORIZE_START, Stage.COLORIZED),
+    "sink": (Stage.COLORIZED, Stage.WRITTEN),
+    "end_to_end": (Stage.CAPTURED, Stage.WRITTEN),
 }
 
 
@@ -27,11 +42,11 @@ class StageClock:
     def __init__(self) -> None:
         self.samples = {name: deque(maxlen=WINDOW) for name in STAGES}
 
-    def record(self, frame: Frame) -> None:
-        t = frame.timings
+    def record(self, frame: "Frame") -> None:
         for name, (start, end) in STAGES.items():
-            if start in t and end in t:
-                self.samples[name].append(t[end] - t[start])
+            began, ended = frame.time_of(start), frame.time_of(end)
+            if began is not None and ended is not None:
+                self.samples[name].append(ended - began)
 
     def latencies(self) -> dict[str, dict[str, float]]:
         """``{stage: {"p50": ms, "p95": ms, "p99": ms}}`` for stages with samples."""

@@ -11,6 +11,7 @@ import pytest
 from nirstream.stream.errors import SinkError, SourceError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.pipeline import FrameQueue, Pipeline
+from nirstream.stream.stats import Stage
 
 
 class FakeSource:
@@ -30,7 +31,7 @@ class FakeSource:
             nir = np.full(self.size, i % 256, np.uint8)
             if self.on_frame is not None:
                 self.on_frame(i)
-            yield Frame(i, i / self.info.fps, now, nir, timings={"captured": now}, source="fake")
+            yield Frame(i, i / self.info.fps, now, nir, source="fake")
 
     def close(self):
         self.closed = True
@@ -42,7 +43,7 @@ class Gray:
     def run(self, frames):
         for frame in frames:
             frame.rgb = np.repeat(frame.nir[..., None], 3, axis=2)
-            frame.timings["colorized"] = time.monotonic()
+            frame.stamp(Stage.COLORIZED)
             yield frame
 
 
@@ -214,3 +215,15 @@ def test_a_sink_that_fails_to_open_closes_the_ones_already_open():
     with pytest.raises(SinkError, match="port in use"):
         Pipeline(source, Gray(), [first, Unopenable()]).run()
     assert first.opened and first.closed and source.closed
+
+
+def test_a_frame_is_stamped_once_per_stage_in_order_and_the_summary_reads_the_stamps():
+    sink = ListSink()
+    stamped = []
+    summary = Pipeline(FakeSource(5), Gray(), [sink], on_frame=lambda frame, _: stamped.append(frame)).run()
+    for frame in stamped:
+        times = [frame.time_of(stage) for stage in Stage]
+        assert None not in times and times == sorted(times)  # captured <= colorize_start <= colorized <= written
+    assert set(summary.latencies) == {"queue", "colorize", "sink", "end_to_end"}
+    with pytest.raises(ValueError, match="captured_at"):
+        stamped[0].stamp(Stage.CAPTURED)  # the source's capture time is never overwritten

@@ -31,7 +31,7 @@ def _frame(index: int, width: int = 64, height: int = 48, colour=RED) -> Frame:
     rgb = np.empty((height, width, 3), np.uint8)
     rgb[:] = colour
     nir = np.full((height, width), 128, np.uint8)
-    return Frame(index=index, pts=index / 30, captured_at=now, nir=nir, rgb=rgb, timings={"captured": now})
+    return Frame(index=index, pts=index / 30, captured_at=now, nir=nir, rgb=rgb)
 
 
 class _Writer:
@@ -124,7 +124,7 @@ def test_stats_count_frames_fps_and_latency(sink, monkeypatch):
     monkeypatch.setattr(preview, "time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])}))
     for index in range(10):  # 50 fps, each frame written 30 ms after its capture
         frame = _frame(index)
-        frame.timings["captured"] = clock[0] - 0.03
+        frame.captured_at = clock[0] - 0.03
         sink.write(frame)
         clock[0] += 0.02
     clock[0] -= 0.02  # the request comes at the time of the last write

@@ -20,6 +20,7 @@ from nirstream.stream.sources import (
     open_source,
 )
 from nirstream.stream.sources import camera as camera_module
+from nirstream.stream.stats import Stage
 from nirstream.stream.sources.camera import camera_frame_to_nir
 
 RATE = 25
@@ -85,7 +86,7 @@ def test_video_frames_values_and_timestamps_survive(videos, name: str) -> None:
     for frame, expected in zip(frames, written):
         assert frame.nir.dtype == expected.dtype and frame.nir.shape == (height, width)
         np.testing.assert_array_equal(frame.nir, expected)
-        assert frame.source == name and frame.timings["captured"] == frame.captured_at
+        assert frame.source == name and frame.time_of(Stage.CAPTURED) == frame.captured_at
     assert frames[0].nir.max() == written[0].max() and frames[0].nir.min() == 0
 
 

@@ -12,7 +12,6 @@ shape. The host waits only for the result it is about to hand on. The price is o
 look-ahead: frame n is yielded once frame n+1 has been read from the input.
 """
 
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
 from nirstream.core.models.colormamba import pad_with_margin
 from nirstream.stream.frame import Frame
+from nirstream.stream.stats import Stage
 
 from .autotune import choose_half_precision, largest_fitting_batch
 from .backends import HALF_DTYPES, make_backend
@@ -169,7 +169,7 @@ class Colorizer:
         self._warmed.add((height, width))
 
     def colorize(self, frame: Frame) -> Frame:
-        """Set ``frame.rgb`` (``H×W×3`` uint8 RGB) and ``frame.timings["colorized"]``; returns the frame."""
+        """Set ``frame.rgb`` (``H×W×3`` uint8 RGB) and stamps it :attr:`Stage.COLORIZED`; returns the frame."""
         return next(self.run([frame]))
 
     def run(self, frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -180,7 +180,7 @@ class Colorizer:
         for frame in frames:
             self._maybe_warmup(frame.nir)
             frame.rgb = self._infer(torch.from_numpy(_checked(frame.nir))).numpy()
-            frame.timings["colorized"] = time.monotonic()
+            frame.stamp(Stage.COLORIZED)
             yield frame
 
     def _run_cuda(self, frames: Iterable[Frame]) -> Iterator[Frame]:
@@ -345,7 +345,7 @@ def _finish(frame: Frame, host_out: Tensor, copied_out: torch.cuda.Event) -> Fra
     """Wait for one frame's result (the loop's only host synchronisation) and hand it on."""
     copied_out.synchronize()
     frame.rgb = host_out.numpy().copy()  # the pinned buffer is reused two frames later
-    frame.timings["colorized"] = time.monotonic()
+    frame.stamp(Stage.COLORIZED)
     return frame
 
 

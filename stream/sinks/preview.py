@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import cv2
 
 from nirstream.stream.errors import SinkError
+from nirstream.stream.stats import Stage
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sinks.compose import output_image
 
@@ -93,7 +94,7 @@ class PreviewSink:
     def write(self, frame: Frame) -> None:
         """Keep a reference to the newest frame and update the stats: no encoding, no I/O."""
         now = time.monotonic()
-        captured = frame.timings.get("captured", frame.captured_at)
+        captured = frame.time_of(Stage.CAPTURED)
         with self._cond:
             self._frame = frame
             self._seq += 1

@@ -41,4 +41,4 @@ class Source(ABC):
 def make_frame(index: int, pts: float | None, nir: np.ndarray, source: str) -> Frame:
     """Stamp a frame with the monotonic time it entered the pipeline, the origin of all latencies."""
     now = time.monotonic()
-    return Frame(index=index, pts=pts, captured_at=now, nir=nir, timings={"captured": now}, source=source)
+    return Frame(index=index, pts=pts, captured_at=now, nir=nir, source=source)
