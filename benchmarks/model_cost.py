@@ -19,7 +19,7 @@ from torch import nn
 
 from nirstream.core.config import bundled_names
 from nirstream.core.models import build_model, load_model_config
-from nirstream.core.models.colormamba import EDGE_MARGIN
+from nirstream.core.models.interface import EDGE_MARGIN
 from nirstream.core.models.cost import SCAN_FLOPS_PER_UPDATE, forward_flops
 
 from results import update_section

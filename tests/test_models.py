@@ -9,6 +9,8 @@ from nirstream.core.config import bundled_names
 from nirstream.core.errors import ConfigError
 from nirstream.core.models import build_model, list_models, load_model_config, register_model
 from nirstream.core.models.colormamba import ColorMamba
+
+from conftest import TINY_COLORMAMBA
 from nirstream.core.models.ss2d import SS2D
 from nirstream.core.ops import scan_backend, selective_scan
 
@@ -205,6 +207,27 @@ def test_model_config_loads_from_a_yaml_path(tmp_path):
 
 
 def test_a_name_cannot_be_registered_twice():
+    from nirstream.core.models.interface import ColorizationModel
+
     with pytest.raises(ValueError, match="already registered"):
-        register_model("colormamba")(type("Impostor", (torch.nn.Module,), {}))
+        register_model("colormamba")(type("Impostor", (ColorizationModel,), {"forward": lambda self, nir: nir}))
+    with pytest.raises(TypeError, match="must subclass ColorizationModel"):
+        register_model("plain")(type("Plain", (torch.nn.Module,), {}))
     assert type(tiny()) is ColorMamba  # the original registration still holds
+
+
+@pytest.mark.parametrize("arch_config", [TINY_COLORMAMBA, {"arch": "resnet34-lab"}, {"arch": "pix2pix-lab", "ngf": 4, "depth": 3, "dropout_layers": 1}])
+def test_every_registered_model_keeps_the_declared_contract(arch_config):
+    """What the colorizer, trainer and exporters rely on (core/models/interface.py), for each arch."""
+    from nirstream.core.models.interface import ColorizationModel, pad_with_margin
+
+    model = build_model(dict(arch_config)).eval()
+    assert isinstance(model, ColorizationModel) and model.config["arch"] == arch_config["arch"]
+    for height, width in [(37, 53), (64, 64)]:
+        _, offset = pad_with_margin(torch.empty(1, 1, height, width), model.multiple)
+        assert model.pad_offset(height, width) == offset
+        nir = torch.rand(2, 1, height, width)
+        with torch.no_grad():
+            rgb, outputs = model(nir), model.forward_with_aux(nir)
+        assert rgb.shape == (2, 3, height, width) and 0 <= rgb.min() and rgb.max() <= 1
+        torch.testing.assert_close(outputs["rgb"], rgb)

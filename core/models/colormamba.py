@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import SPADE, ConvNormAct, Downsample, ResBlock, Upsample
+from .interface import ColorizationModel, pad_with_margin
 from .registry import register_model
 from .ss2d import VSSBlock
 
@@ -160,7 +161,7 @@ class RGBNet(nn.Module):
 
 
 @register_model("colormamba")
-class ColorMamba(nn.Module):
+class ColorMamba(ColorizationModel):
     """ColorMamba: G_B predicts HSV colour features, G_A reconstructs RGB guided by them.
 
     Widths per stage are ``ngf * width_mults[i]`` for G_A and ``nfg * width_mults[i]`` for
@@ -229,21 +230,3 @@ class ColorMamba(nn.Module):
         if with_hsv:  # inference skips G_B's full-resolution head
             out["hsv"] = self.g_b.hsv(guides, nir, edges)[..., top : top + h, left : left + w]
         return out
-
-
-EDGE_MARGIN = 8
-"""Pixels of reflected image the network always sees beyond each border."""
-
-
-def pad_with_margin(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad all four sides by at least :data:`EDGE_MARGIN` to a multiple of ``multiple``.
-
-    Returns the padded image and the ``(top, left)`` offset of the original in it. Reflect
-    where the image is large enough, replicate where it is smaller than the padding.
-    """
-    h, w = x.shape[-2:]
-    pad_h = -(h + 2 * EDGE_MARGIN) % multiple + 2 * EDGE_MARGIN
-    pad_w = -(w + 2 * EDGE_MARGIN) % multiple + 2 * EDGE_MARGIN
-    top, left = pad_h // 2, pad_w // 2
-    mode = "reflect" if max(top, pad_h - top) < h and max(left, pad_w - left) < w else "replicate"
-    return F.pad(x, (left, pad_w - left, top, pad_h - top), mode=mode), (top, left)

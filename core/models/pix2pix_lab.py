@@ -15,12 +15,12 @@ from torch import Tensor, nn
 
 from nirstream.core.colorspace import nir_ab_to_rgb
 
-from .colormamba import pad_with_margin
+from .interface import ColorizationModel, pad_with_margin
 from .registry import register_model
 
 
 @register_model("pix2pix-lab")
-class Pix2PixLAB(nn.Module):
+class Pix2PixLAB(ColorizationModel):
     """NIR ``B×1×H×W`` in [0, 1] to RGB through a ``depth``-level U-Net predicting Lab's a and b."""
 
     def __init__(self, ngf: int = 64, depth: int = 8, dropout_layers: int = 3) -> None:

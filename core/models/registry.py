@@ -10,20 +10,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from torch import nn
 
 from nirstream.core.config import bundled_config, bundled_names, load_yaml
 from nirstream.core.errors import ConfigError
 
-M = TypeVar("M", bound=type[nn.Module])
+from .interface import ColorizationModel
 
-_MODELS: dict[str, type[nn.Module]] = {}
+M = TypeVar("M", bound=type[ColorizationModel])
+
+_MODELS: dict[str, type[ColorizationModel]] = {}
 
 
 def register_model(name: str) -> Callable[[M], M]:
     """Class decorator: make ``cls`` buildable as ``{"arch": name, ...}``."""
 
     def register(cls: M) -> M:
+        if not (isinstance(cls, type) and issubclass(cls, ColorizationModel)):
+            raise TypeError(f"model '{name}' must subclass ColorizationModel (core/models/interface.py)")
         if _MODELS.get(name, cls) is not cls:
             raise ValueError(f"model name '{name}' is already registered to {_MODELS[name].__qualname__}")
         _MODELS[name] = cls
@@ -37,7 +40,7 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def build_model(config: dict[str, Any]) -> nn.Module:
+def build_model(config: dict[str, Any]) -> ColorizationModel:
     """Build the model ``config`` describes and attach the full config as ``model.config``.
 
     Unknown ``arch`` or unknown argument names are ConfigErrors that list the allowed ones;

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from nirstream.core.colorspace import nir_ab_to_rgb
 
-from .colormamba import pad_with_margin
+from .interface import ColorizationModel, pad_with_margin
 from .registry import register_model
 
 
@@ -51,7 +51,7 @@ def resnet34_stem(in_channels: int = 1) -> nn.Sequential:
 
 
 @register_model("resnet34-lab")
-class ResNet34LAB(nn.Module):
+class ResNet34LAB(ColorizationModel):
     """NIR ``B×1×H×W`` in [0, 1] to RGB: ResNet-34 stem encoder, conv/BN/ReLU/upsample decoder, Lab output.
 
     ``decoder_channels`` are the widths of the three decoder stages (1/4, 1/2, full resolution).

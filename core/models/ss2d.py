@@ -21,6 +21,7 @@ from nirstream.core.ops import selective_scan
 from .blocks import ChannelAttention, LayerNorm2d, LocalConv
 
 DIRECTIONS = 4  # row-major, column-major, and both reversed
+SCAN_FLOPS_PER_UPDATE = 7  # exp(dt*A), dt*u*B, h = a*h + b, y += C*h: about 7 per (channel, token, state)
 
 
 class SS2D(nn.Module):
@@ -78,6 +79,12 @@ class SS2D(nn.Module):
         # The scan returns fp32; a model cast to half (TensorRT fp16) needs its own dtype back.
         y = self.out_norm(y.permute(0, 2, 3, 1).to(self.out_norm.weight.dtype)) * F.silu(z)
         return self.out_proj(y).permute(0, 3, 1, 2)
+
+    def uncounted_flops(self, input_shape: torch.Size) -> float:
+        """The scan's recurrence, which a FLOP counter does not see (its matmuls it does): about
+        :data:`SCAN_FLOPS_PER_UPDATE` per (channel, token, state) on the map and its border."""
+        b, _, h, w = input_shape
+        return float(b * DIRECTIONS * self.d_inner * (h + 2) * (w + 2) * self.d_state * SCAN_FLOPS_PER_UPDATE)
 
     def pad(self, x: Tensor) -> Tensor:
         """Surround the map with the learned border tokens: ``H×W`` becomes ``(H+2)×(W+2)``.

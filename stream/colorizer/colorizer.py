@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
-from nirstream.core.models.colormamba import pad_with_margin
+from nirstream.core.models.interface import ColorizationModel
 from nirstream.stream.frame import Frame
 from nirstream.stream.stats import Stage
 
@@ -112,8 +112,9 @@ class Colorizer:
         self.device = resolve_device(self.config.device)
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
-        # Models that pad with pad_with_margin to a multiple of their stride declare it as ``multiple``.
-        self._align = getattr(model, "multiple", 1)
+        # A ColorizationModel pads to a multiple of its stride (its declared ``multiple``); any
+        # other module (a test's stand-in) is taken to be shift-invariant.
+        self._align = model.multiple if isinstance(model, ColorizationModel) else 1
         tile_batch = self.config.tile_batch
         self._tune_batch = tile_batch == "auto" and self.device.type == "cuda"
         try:
@@ -330,9 +331,7 @@ class Colorizer:
         """
         if self._align == 1:
             return (0, 0)
-        tile = self.config.tile
-        _, whole = pad_with_margin(torch.empty((1, 1, height, width), device="meta"), self._align)
-        _, tiled = pad_with_margin(torch.empty((1, 1, tile, tile), device="meta"), self._align)
+        whole, tiled = self.model.pad_offset(height, width), self.model.pad_offset(self.config.tile, self.config.tile)
         return ((whole[0] - tiled[0]) % self._align, (whole[1] - tiled[1]) % self._align)
 
     def _forward(self, x: Tensor) -> Tensor:
