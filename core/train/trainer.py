@@ -12,14 +12,11 @@ never keeps rows from epochs it redid), ``curves.png`` and ``last.safetensors``,
 and ``checkpoint.pt`` every ``run.checkpoint_every`` epochs and at the end.
 """
 
-import csv
-import json
 import math
 import random
 import sys
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +24,7 @@ import numpy as np
 import torch
 from loguru import logger
 from torch import Tensor, nn
-from torch.optim import Adam, Optimizer
+from torch.optim import Adam
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -35,14 +32,16 @@ from tqdm import tqdm
 from nirstream.core.config import to_dict
 from nirstream.core.data import PairedDataset
 from nirstream.core.errors import ConfigError, WeightsError
-from nirstream.core.losses import build_loss, lsgan_d_loss, lsgan_g_loss
+from nirstream.core.losses import build_loss
 from nirstream.core.evaluate import METRICS, score_images
 from nirstream.core.models import build_model, load_model_config
-from nirstream.core.models.patchgan import PatchGANDiscriminator
 from nirstream.core.ops import scan_backend
 from nirstream.core.train import distributed
+from nirstream.core.train.gan import Adversary
+from nirstream.core.train.records import duration, new_run_dir, warn_changed, write_metrics
+from nirstream.core.train.steps import amp_dtype, autocast, optimizer_step
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nirstream.core.train.config import GanConfig, OptimConfig, TrainConfig
+from nirstream.core.train.config import OptimConfig, TrainConfig
 from nirstream.core.train.datasets import training_mixture, validation_sets
 from nirstream.core.train.init import load_init_weights
 from nirstream.core.train.distributed import DistContext
@@ -123,10 +122,10 @@ class Trainer:
         optim = config.optim
         self.optimizer = Adam(self.model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
         self.scheduler = LambdaLR(self.optimizer, schedule)
-        self.amp_dtype = _amp_dtype(config.run.amp, self.device)
+        self.amp_dtype = amp_dtype(config.run.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.adversary = (
-            _Adversary(config.gan, optim, schedule, context, self.amp_dtype) if config.gan.enabled else None
+            Adversary(config.gan, optim, schedule, context, self.amp_dtype) if config.gan.enabled else None
         )
 
         self.epoch = 0
@@ -136,7 +135,7 @@ class Trainer:
             self._restore(checkpoint)
             self.run_dir = Path(resume).parent
         else:
-            run_dir = _new_run_dir(Path(config.run.out_dir), config.run.name) if context.is_main else None
+            run_dir = new_run_dir(Path(config.run.out_dir), config.run.name) if context.is_main else None
             self.run_dir = distributed.broadcast_object(run_dir, context)
 
     def fit(self) -> Path:
@@ -216,7 +215,7 @@ class Trainer:
         adversary = self.adversary if epoch >= self.config.gan.start_epoch else None
         if self.adversary is not None and adversary is None:
             self.adversary.scheduler.step()  # its schedule spans the whole run, like the generator's
-        with _autocast(self.device.type, self.amp_dtype):
+        with autocast(self.device.type, self.amp_dtype):
             outputs = self.forward_for_loss(nir)
         outputs = {name: value.float() for name, value in outputs.items()}  # losses in fp32
         total, terms = self.loss(outputs, rgb)
@@ -227,7 +226,7 @@ class Trainer:
         terms["total"] = float(total.detach())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        _optimizer_step(self.optimizer, self.scaler, self.config.optim.grad_clip)
+        optimizer_step(self.optimizer, self.scaler, self.config.optim.grad_clip)
         self.scheduler.step()
         if adversary is not None:
             d_loss = adversary.train_step(step, nir, rgb, outputs["rgb"].detach(), self.config.optim.grad_clip)
@@ -291,7 +290,7 @@ class Trainer:
         )
         if not self.context.is_main:
             return
-        _write_metrics(self.history, self.run_dir)
+        write_metrics(self.history, self.run_dir)
         plot_curves(self.history, self.run_dir / "curves.png")
         if epoch > 0:
             info = {"epoch": epoch, "metrics": {k: row[k] for k in row if k.startswith("val_")}, "config": to_dict(self.config)}
@@ -327,7 +326,7 @@ class Trainer:
             loss,
             self._lr(),
             per_step,
-            _duration(per_step * remaining),
+            duration(per_step * remaining),
         )
 
     def _lr(self) -> float:
@@ -361,7 +360,7 @@ class Trainer:
             )
         if (checkpoint["adversary"] is None) != (self.adversary is None):
             raise ConfigError("the checkpoint and the config disagree on gan.enabled; resume with the checkpoint's setting")
-        _warn_changed(checkpoint["config"], to_dict(self.config))
+        warn_changed(checkpoint["config"], to_dict(self.config))
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -391,93 +390,6 @@ class _ForwardForLoss(nn.Module):
         return self.model.forward_with_aux(nir) if self.aux else {"rgb": self.model(nir)}
 
 
-class _Adversary:
-    """The optional LSGAN half: a conditional PatchGAN with its own Adam, schedule and loss scaler.
-
-    The generator's adversarial term is scored by the discriminator with its parameters
-    frozen (and outside DDP: nothing of D is updated from it); D then takes one step on the
-    real pair and the detached fake every ``d_every`` generator steps.
-    """
-
-    def __init__(
-        self,
-        gan: GanConfig,
-        optim: OptimConfig,
-        schedule: Callable[[int], float],
-        context: DistContext,
-        amp_dtype: torch.dtype | None,
-    ) -> None:
-        try:
-            self.discriminator = PatchGANDiscriminator(**gan.discriminator).to(context.device)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"gan.discriminator: {exc}") from exc
-        self.wrapped = distributed.wrap_model(self.discriminator, context)
-        self.optimizer = Adam(self.discriminator.parameters(), lr=gan.d_lr or optim.lr, betas=gan.d_betas)
-        self.scheduler = LambdaLR(self.optimizer, schedule)
-        self.scaler = torch.amp.GradScaler(context.device.type, enabled=amp_dtype == torch.float16)
-        self.amp_dtype = amp_dtype
-        self.device_type = context.device.type
-        self.every = gan.d_every
-
-    def generator_loss(self, nir: Tensor, fake_rgb: Tensor) -> Tensor:
-        self.discriminator.requires_grad_(False)
-        with _autocast(self.device_type, self.amp_dtype):
-            score = self.discriminator(nir, fake_rgb)
-        return lsgan_g_loss(score.float())
-
-    def train_step(self, step: int, nir: Tensor, real_rgb: Tensor, fake_rgb: Tensor, grad_clip: float | None) -> float | None:
-        """Update D on this batch if it is D's turn; the schedule advances with every generator step."""
-        loss = None
-        if step % self.every == 0:
-            self.discriminator.requires_grad_(True)
-            with _autocast(self.device_type, self.amp_dtype):
-                real_score = self.wrapped(nir, real_rgb)
-                fake_score = self.wrapped(nir, fake_rgb)
-            d_loss = lsgan_d_loss(real_score.float(), fake_score.float())
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(d_loss).backward()
-            _optimizer_step(self.optimizer, self.scaler, grad_clip)
-            loss = float(d_loss.detach())
-        self.scheduler.step()
-        return loss
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "discriminator": self.discriminator.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if state["scaler"] and self.scaler.is_enabled():
-            self.scaler.load_state_dict(state["scaler"])
-
-
-def _optimizer_step(optimizer: Optimizer, scaler: torch.amp.GradScaler, grad_clip: float | None) -> None:
-    """Unscale, clip the global gradient norm, step (skipped by the scaler on inf/NaN), update the scale."""
-    if grad_clip is not None:
-        scaler.unscale_(optimizer)
-        parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
-    scaler.step(optimizer)
-    scaler.update()
-
-
-def _autocast(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager:
-    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def _amp_dtype(enabled: bool, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it (no loss scaling needed), else fp16; none on the CPU."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -486,45 +398,3 @@ def _seed_everything(seed: int) -> None:
 
 def _model_config(model: str | dict[str, Any]) -> dict[str, Any]:
     return dict(model) if isinstance(model, dict) else load_model_config(model)
-
-
-def _new_run_dir(out_dir: Path, name: str) -> Path:
-    """``out_dir/name``, or ``name-2``, ``name-3``... when taken: a new run never overwrites an old one."""
-    candidate, number = out_dir / name, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        number += 1
-        candidate = out_dir / f"{name}-{number}"
-    candidate.mkdir(parents=True, exist_ok=True)
-    return candidate
-
-
-def _write_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
-    (run_dir / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
-    train_columns = sorted({key for row in history for key in row if key.startswith("train_")})
-    val_columns = [key for key in history[-1] if key.startswith("val_")]
-    columns = ["epoch", "lr", *train_columns, *val_columns, "seconds"]
-    with (run_dir / "metrics.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def _warn_changed(saved: dict[str, Any], current: dict[str, Any], where: str = "") -> None:
-    """Log the settings that differ from the checkpoint's: the run continues with the new ones."""
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        path = f"{where}.{key}" if where else key
-        if isinstance(old, dict) and isinstance(new, dict):
-            _warn_changed(old, new, path)
-        elif _plain(old) != _plain(new):
-            logger.warning("resuming with {} = {!r} (the checkpoint had {!r})", path, new, old)
-
-
-def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
