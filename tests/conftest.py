@@ -16,7 +16,8 @@ if not torch.cuda.is_available():
 # workers), which made small ops 100x slower when other jobs loaded the machine.
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPOSITORY.parent / "shared" / "data"
 
 
 TINY_COLORMAMBA = {
@@ -58,3 +59,13 @@ def epfl_root() -> Path:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def weights(tmp_path):
+    """A tiny ColorMamba and its weights file: ``(model, path)``."""
+    from nirstream.core.models import build_model
+    from nirstream.core.weights import save_weights
+
+    model = build_model(dict(TINY_COLORMAMBA)).eval()
+    return model, save_weights(model, tmp_path / "tiny.safetensors", info={"epoch": 3})

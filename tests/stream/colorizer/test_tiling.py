@@ -1,7 +1,6 @@
-"""The GPU stage on the CPU: normalisation, seamless tiling, and the Colorizer's frame interface."""
+"""Tiling: overlapping tiles blended back seamlessly, aligned to the model's stride pattern."""
 
-import importlib.util
-import time
+
 
 import cv2
 import numpy as np
@@ -10,54 +9,10 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_COLORMAMBA
 
-from nirstream.core.errors import ConfigError
 from nirstream.core.models import build_model
-from nirstream.stream.colorizer import Colorizer, ColorizerConfig, Levels, Tiler, normalize, plan_tiles
-from nirstream.stream.frame import Frame
-from nirstream.stream.stats import Stage
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig, Tiler, plan_tiles
 
 CPU = torch.device("cpu")
-
-
-def test_fixed_levels_map_black_to_0_white_to_1_and_clip():
-    raw = torch.tensor([[100, 200, 300, 50, 1000]], dtype=torch.uint16)
-    out = normalize(raw, Levels(mode="fixed", black=100, white=300))
-    assert out.shape == (1, 1, 1, 5)
-    assert out.flatten().tolist() == pytest.approx([0.0, 0.5, 1.0, 0.0, 1.0])
-
-
-def test_default_levels_are_the_dtype_range():
-    raw8 = torch.tensor([[0, 255]], dtype=torch.uint8)
-    raw16 = torch.tensor([[0, 65535]], dtype=torch.uint16)
-    assert normalize(raw8, Levels()).flatten().tolist() == [0.0, 1.0]
-    assert normalize(raw16, Levels()).flatten().tolist() == [0.0, 1.0]
-
-
-def test_auto_levels_of_a_16_bit_frame_use_percentiles():
-    rng = np.random.default_rng(0)
-    frame = rng.integers(1000, 3000, (120, 160)).astype(np.uint16)
-    frame.flat[:20] = 0  # hot and dead pixels beyond the percentiles
-    frame.flat[20:40] = 65535
-    black, white = np.percentile(frame, [0.5, 99.5], method="inverted_cdf")
-    out = normalize(torch.from_numpy(frame), Levels(mode="auto", low_pct=0.5, high_pct=99.5))[0, 0].numpy()
-    expected = np.clip((frame.astype(np.float64) - black) / (white - black), 0, 1)
-    assert np.abs(out - expected).max() < 1e-6
-    assert 1000 <= black < 1020 and 2980 < white <= 3000  # the outliers did not set the levels
-
-
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.uint16])
-def test_flat_frame_is_finite(dtype):
-    raw = torch.full((2, 8, 9), 7, dtype=dtype)
-    for levels in (Levels(mode="auto"), Levels(mode="fixed", black=7, white=7.5)):
-        out = normalize(raw, levels)
-        assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
-
-
-def test_bad_levels_are_config_errors():
-    with pytest.raises(ConfigError):
-        Levels(mode="gamma")
-    with pytest.raises(ConfigError):
-        Levels(black=10, white=10)
 
 
 @pytest.mark.parametrize("size", [(479, 641), (100, 50), (256, 256), (300, 1000), (33, 700)])
@@ -161,57 +116,3 @@ def _check_tiled_matches_whole(nir: np.ndarray) -> None:
         assert tiled_grad[seams].mean() <= 1.05 * whole_grad[seams].mean()
 
 
-def _frame(index, nir):
-    return Frame(index=index, pts=index / 30, captured_at=time.monotonic(), nir=nir)
-
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    torch.manual_seed(0)
-    return build_model(TINY_COLORMAMBA).eval()
-
-
-@pytest.mark.parametrize("dtype,levels", [(np.uint8, Levels()), (np.uint16, Levels(mode="auto"))])
-@pytest.mark.parametrize("tile", [0, 64])
-def test_colorize_returns_uint8_rgb_of_the_frame_size(tiny_model, dtype, levels, tile):
-    config = ColorizerConfig(device="cpu", tile=tile, overlap=16, levels=levels)
-    nir = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, (61, 97)).astype(dtype)
-    frame = Colorizer(tiny_model, config).colorize(_frame(0, nir))
-    assert frame.rgb.shape == (61, 97, 3) and frame.rgb.dtype == np.uint8
-    assert frame.time_of(Stage.COLORIZED) >= frame.captured_at and frame.rgb.std() > 0
-
-
-def test_run_is_lazy_and_in_order(tiny_model):
-    colorizer = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="bf16"))
-    pulled = []
-
-    def frames():
-        for i in range(4):
-            pulled.append(i)
-            yield _frame(i, np.full((40, 50), 10 * i, dtype=np.uint8))
-
-    stream = colorizer.run(frames())
-    first = next(stream)
-    assert first.index == 0 and pulled == [0]
-    assert [f.index for f in stream] == [1, 2, 3]
-
-
-def test_config_errors():
-    with pytest.raises(ConfigError, match="backend"):
-        ColorizerConfig(backend="onnx")
-    with pytest.raises(ConfigError, match="overlap"):
-        ColorizerConfig(tile=64, overlap=40)
-
-
-@pytest.mark.skipif(importlib.util.find_spec("torch_tensorrt") is not None, reason="torch-tensorrt is installed")
-def test_tensorrt_backend_without_the_package_is_a_config_error(tiny_model):
-    with pytest.raises(ConfigError, match=r"pip install 'nirstream\[tensorrt\]'"):
-        Colorizer(tiny_model, ColorizerConfig(device="cpu", backend="tensorrt"))
-
-
-@pytest.mark.slow
-def test_compile_backend_on_cpu_matches_eager(tiny_model):
-    nir = np.random.default_rng(1).integers(0, 255, (64, 64)).astype(np.uint8)
-    eager = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0)).colorize(_frame(0, nir))
-    compiled = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, backend="compile")).colorize(_frame(0, nir))
-    assert np.abs(compiled.rgb.astype(int) - eager.rgb.astype(int)).max() <= 1

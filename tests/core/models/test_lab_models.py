@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_train import make_config, write_pairs
+from pairs import make_config, write_pairs
 
 from nirstream.core.colorspace import AB_SCALE, lab_to_rgb, nir_ab_to_rgb, rgb_to_lab
 from nirstream.core.config import bind

@@ -13,60 +13,18 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from nirstream.core.config import apply_overrides, bind, to_dict
+from nirstream.core.config import to_dict
 from nirstream.core.data import Augment, AugmentedPairs, PairedFolderDataset
 from nirstream.core.errors import ConfigError, DataError, WeightsError
 from nirstream.core.metrics import image_metrics, psnr
-from nirstream.core.train import TrainConfig, Trainer, load_train_config, lr_schedule, train
+from nirstream.core.train import Trainer, load_train_config, lr_schedule, train
 from nirstream.core.train.checkpoint import load_checkpoint, save_checkpoint
 from nirstream.core.train.config import OptimConfig
 from nirstream.core.train.distributed import DistContext, SeededShardSampler
 from nirstream.core.weights import load_model, read_metadata
 
-from conftest import TINY_COLORMAMBA
-
-
-SIZE = 48
-
-
-def scene(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A NIR image (tilted gradient, sine texture, blurred grain) and its RGB, uint8.
-
-    The RGB is a fixed nonlinear colour map of the NIR (red rises as NIR^1.5, green rises,
-    blue falls), so it is learnable from the NIR alone but far from both a constant colour
-    and the gray NIR.
-    """
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:SIZE, 0:SIZE] / (SIZE - 1)
-    angle = rng.uniform(0, 2 * np.pi)
-    gradient = 0.5 + 0.6 * (np.cos(angle) * (x - 0.5) + np.sin(angle) * (y - 0.5))
-    fx, fy, phase = rng.uniform(2.5, 5.0), rng.uniform(2.5, 5.0), rng.uniform(0, 2 * np.pi)
-    texture = 0.1 * np.sin(2 * np.pi * fx * x + phase) * np.sin(2 * np.pi * fy * y)
-    grain = 0.08 * cv2.GaussianBlur(rng.standard_normal((SIZE, SIZE)), (0, 0), 1.5)
-    nir = np.clip(gradient + texture + grain, 0.02, 0.98)
-    rgb = np.stack([0.05 + 0.9 * nir**1.5, 0.2 + 0.6 * nir, 0.85 - 0.6 * nir], axis=-1)
-    return np.round(nir * 255).astype(np.uint8), np.round(rgb * 255).astype(np.uint8)
-
-
-def write_pairs(root: Path, split: str, named_seeds: list[tuple[str, int]]) -> None:
-    for folder in ("nir", "rgb"):
-        (root / split / folder).mkdir(parents=True, exist_ok=True)
-    for name, seed in named_seeds:
-        nir, rgb = scene(seed)
-        cv2.imwrite(str(root / split / "nir" / f"{name}.png"), nir)
-        cv2.imwrite(str(root / split / "rgb" / f"{name}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-
-
-def make_config(root: Path, out_dir: Path, name: str, *overrides: str) -> TrainConfig:
-    """A quick CPU run on the tiny ColorMamba; ``overrides`` are ``--set`` style strings."""
-    data = {
-        "model": TINY_COLORMAMBA,
-        "data": {"root": str(root), "batch_size": 2, "workers": 0, "augment": {"crop": 32, "hflip": True}},
-        "loss": {"l1": 1.0},
-        "optim": {"lr": 5e-3, "epochs": 2, "schedule": "cosine", "warmup_epochs": 1},
-        "run": {"out_dir": str(out_dir), "name": name, "device": "cpu", "log_every": 1},
-    }
-    return bind(TrainConfig, apply_overrides(data, list(overrides)))
+from conftest import REPOSITORY, TINY_COLORMAMBA
+from pairs import make_config, write_pairs
 
 
 @pytest.fixture(autouse=True)
@@ -345,7 +303,7 @@ def test_two_process_ddp_on_gloo_ends_with_identical_weights(tmp_path, losses):
 @pytest.mark.data
 def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path, monkeypatch):
     """The bundled recipe, model and data (all three folders where present), cut to a few steps."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the recipe's roots are relative to the checkout
+    monkeypatch.chdir(REPOSITORY)  # the recipe's roots are relative to the checkout
     overrides = [] if (vcip_root.parent / "epfl_scenes").is_dir() else ["data.more_train=[]", "data.more_val=[]"]
     config = load_train_config(
         "colormamba-lite",

@@ -53,7 +53,7 @@ def test_eval_reports_fid_only_with_weights(tmp_path, capsys):
     import json
 
     from conftest import TINY_COLORMAMBA
-    from test_train import write_pairs
+    from pairs import write_pairs
 
     from nirstream.core.models import build_model
     from nirstream.core.weights import save_weights

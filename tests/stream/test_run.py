@@ -18,7 +18,7 @@ from nirstream.core.weights import read_metadata, save_weights
 from nirstream.stream.cli import main
 
 from conftest import TINY_COLORMAMBA
-from test_sources import RATE, random_frames, write_video
+from videos import RATE, random_frames, write_video
 
 
 @pytest.fixture(scope="module")

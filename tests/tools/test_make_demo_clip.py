@@ -1,14 +1,15 @@
 """tools/make_demo_clip.py: smooth camera moves, and a clip whose Y plane nirstream reads back as NIR."""
 
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from nirstream.stream.sources import open_source
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from conftest import REPOSITORY
+
+sys.path.insert(0, str(REPOSITORY / "tools"))
 from make_demo_clip import camera_path, write_clip  # noqa: E402
 
 

@@ -1,0 +1,37 @@
+"""Test videos written with PyAV: gray frames at a known rate and timestamps."""
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+RATE = 25
+
+
+def write_video(path: Path, codec: str, pix_fmt: str, frames: list[np.ndarray], options: dict | None = None) -> None:
+    """Encode gray frames (uint8 or uint16) at RATE fps with pts 0, 1, 2... in 1/RATE units."""
+    height, width = frames[0].shape
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=RATE, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = Fraction(1, RATE)
+        for index, pixels in enumerate(frames):
+            if pix_fmt == "yuv420p":
+                frame = av.VideoFrame(width, height, "yuv420p")
+                line = frame.planes[0].line_size
+                frame.planes[0].update(np.pad(pixels, ((0, 0), (0, line - width))).tobytes())
+                for plane in frame.planes[1:]:
+                    plane.update(np.full(plane.buffer_size, 128, np.uint8).tobytes())
+            else:
+                frame = av.VideoFrame.from_ndarray(pixels, format=pix_fmt)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def random_frames(count: int, width: int, height: int, high: int, dtype: type) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    frames = [rng.integers(0, high + 1, (height, width)).astype(dtype) for _ in range(count)]
+    frames[0][0, :2] = (0, high)  # the full range, so a limited-range rescale would show
+    return frames
