@@ -27,6 +27,8 @@ from nirstream.core.train.datasets import validation_sets
 from nirstream.core.train.init import init_weights_path
 from nirstream.core.weights import load_model, read_metadata, save_weights
 
+FINGERPRINT_SIZE, FINGERPRINT_FRAME = (320, 256), 12
+
 TERMS = (
     "Trained on VCIP 2020 NIR colorization challenge data and EPFL RGB-NIR Scene dataset images "
     "(Brown & Suesstrunk, CVPR 2011): research and educational use only"
@@ -40,6 +42,21 @@ def training_seconds(run_dir: Path) -> float | None:
         return None
     with path.open() as handle:
         return sum(float(row["seconds"] or 0) for row in csv.DictReader(handle))
+
+
+def fingerprint(model: torch.nn.Module) -> dict:
+    """The mean and spread of each output channel on a synthetic frame: a check of the shipped
+    file that needs no data set (tests/core/test_assets.py recomputes it)."""
+    from nirstream.stream.sources import TestSource
+
+    nir = torch.from_numpy(TestSource(*FINGERPRINT_SIZE).render(FINGERPRINT_FRAME)).float().div(255)[None, None]
+    with torch.inference_mode():
+        rgb = model.eval()(nir)[0].flatten(1)
+    return {
+        "testsrc": [*FINGERPRINT_SIZE, FINGERPRINT_FRAME],
+        "mean": [round(float(v), 5) for v in rgb.mean(dim=1)],
+        "std": [round(float(v), 5) for v in rgb.std(dim=1)],
+    }
 
 
 def main() -> int:
@@ -84,6 +101,7 @@ def main() -> int:
         info["eval_sets"][set_name or "val"] = scores
         print(f"{set_name or 'val'}: {report.mean}")
     info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
+    info["fingerprint"] = fingerprint(model)
     path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, epoch {info.get('epoch')}")
     return 0
