@@ -32,6 +32,7 @@ TINY_COLORMAMBA = {
     "d_state": 4,
     "expand": 1.0,
     "mlp_ratio": 1.0,
+    "attn_reduction": 4,
     "attn_window": 3,
     "spade_hidden": 8,
 }

@@ -165,25 +165,27 @@ class ColorMamba(ColorizationModel):
     """ColorMamba: G_B predicts HSV colour features, G_A reconstructs RGB guided by them.
 
     Widths per stage are ``ngf * width_mults[i]`` for G_A and ``nfg * width_mults[i]`` for
-    G_B; stage ``i`` runs at 1/(``stem_stride`` · 2^i) of the input resolution. The defaults
-    are the ``colormamba-base`` configuration.
+    G_B; stage ``i`` runs at 1/(``stem_stride`` · 2^i) of the input resolution. Every argument
+    is required: the YAML files in ``configs/models/`` (lite, base, paper) are the one place
+    each configuration's values live.
     """
 
     def __init__(
         self,
-        ngf: int = 48,
-        nfg: int = 24,
-        width_mults: list[int] = (1, 2, 4, 8, 8),
-        depths: list[int] = (1, 2, 2, 2, 0),
-        decoder_depths: list[int] = (1, 1, 1, 1),
-        conv_depths: list[int] = (1, 0, 0, 0, 2),
-        stem_stride: int = 2,
-        d_state: int = 16,
-        expand: float = 2.0,
-        mlp_ratio: float = 4.0,
-        attn_reduction: int = 4,
-        attn_window: int = 7,
-        spade_hidden: int = 64,
+        *,
+        ngf: int,
+        nfg: int,
+        width_mults: list[int],
+        depths: list[int],
+        decoder_depths: list[int],
+        conv_depths: list[int],
+        stem_stride: int,
+        d_state: int,
+        expand: float,
+        mlp_ratio: float,
+        attn_reduction: int,
+        attn_window: int,
+        spade_hidden: int,
     ) -> None:
         super().__init__()
         stages = len(width_mults)

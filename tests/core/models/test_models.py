@@ -17,7 +17,7 @@ from nirstream.core.ops import scan_backend, selective_scan
 TINY = dict(
     arch="colormamba", ngf=8, nfg=4, width_mults=[1, 2], depths=[1, 1], decoder_depths=[1],
     conv_depths=[1, 0], stem_stride=2, d_state=4, expand=1.0, mlp_ratio=1.0,
-    attn_window=3, spade_hidden=8,
+    attn_reduction=4, attn_window=3, spade_hidden=8,
 )
 
 
