@@ -22,6 +22,7 @@ from nirstream.stream.errors import SinkError
 from nirstream.stream.stats import Stage
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sinks.compose import output_image
+from nirstream.stream.sinks.spec import PREVIEW_PORT, SinkConfig
 
 BOUNDARY = "frame"
 FPS_WINDOW_S = 1.0
@@ -53,7 +54,9 @@ class PreviewSink:
     ``port=0`` picks a free port; ``port`` and ``url`` give the one bound after ``open``.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, side_by_side: bool = True, quality: int = 80) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = PREVIEW_PORT, *, side_by_side: bool = SinkConfig.side_by_side, quality: int = 80
+    ) -> None:
         self.host = host
         self.port = port
         self.side_by_side = side_by_side

@@ -12,6 +12,7 @@ import cv2
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sinks.compose import output_image
+from nirstream.stream.sinks.spec import SinkConfig
 
 QUIT_KEYS = frozenset({ord("q"), ord("Q")})
 NO_DISPLAY = "no display available for the window sink"
@@ -20,7 +21,7 @@ NO_DISPLAY = "no display available for the window sink"
 class WindowSink:
     """Shows each frame (NIR | RGB by default) and polls the keyboard once per frame."""
 
-    def __init__(self, title: str = "nirstream", side_by_side: bool = True) -> None:
+    def __init__(self, title: str = "nirstream", side_by_side: bool = SinkConfig.side_by_side) -> None:
         self.title = title
         self.side_by_side = side_by_side
         self.quit_requested = False

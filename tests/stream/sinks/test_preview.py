@@ -95,7 +95,7 @@ def test_stream_serves_jpeg_parts_with_the_written_colours(sink):
 
 
 def test_side_by_side_shows_nir_then_rgb():
-    sink = PreviewSink(port=0)
+    sink = PreviewSink(port=0, side_by_side=True)
     sink.open(_info())
     try:
         with _Writer(sink):

@@ -286,7 +286,7 @@ class FakeGui:
 
 def test_window_quits_on_q(monkeypatch):
     gui = FakeGui(monkeypatch, keys=[-1, ord("a"), ord("q") | 0x100000])
-    sink = WindowSink()
+    sink = WindowSink(side_by_side=True)
     sink.open(make_info())
     sink.write(make_frame(0, None))
     sink.write(make_frame(1, None))
