@@ -115,6 +115,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     _add_weights_or_model(run, required=False, model_help="a shipped model (colormamba-lite), or a model config "
                                                          "name or YAML (run untrained: for timing only)")
     run.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
+    run.add_argument("-y", "--overwrite", action="store_true",
+                     help="replace output files that exist (without it a run refuses to start rather than destroy one)")
     _add_overrides(run, "engine.tile=384")
     run.add_argument("--max-frames", type=_non_negative, help="stop after N frames per input")
     run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
@@ -207,6 +209,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         config.model = args.model
     if args.side_by_side:
         config.sink.side_by_side = True
+    if args.overwrite:
+        config.sink.overwrite = True
     if args.max_frames is not None:
         config.max_frames = args.max_frames
     source, sinks = args.source, args.sinks
@@ -214,7 +218,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         from nirstream.core.assets import demo_clip
 
         source = str(demo_clip())
-        sinks = sinks or [DEMO_OUTPUT]
+        sinks = sinks or [_free_name(Path(DEMO_OUTPUT))]
         logger.info(f"no --source: colorizing the bundled demo clip {source}")
     summaries = run(source, sinks or ["null"], config, summary_json=args.summary_json)
     if any(summary.interrupted for summary in summaries):
@@ -330,6 +334,15 @@ def main(argv: list[str] | None = None) -> int:
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return code or 0
+
+
+def _free_name(path: Path) -> str:
+    """``path``, or ``name-2.mp4``, ``name-3.mp4``... when taken: the demo never replaces an earlier result."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return str(candidate)
 
 
 def _non_negative(text: str) -> int:

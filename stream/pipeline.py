@@ -214,12 +214,15 @@ class Pipeline:
         )
 
     def _close_all(self) -> None:
-        """Close every sink even when one fails, so each file written so far stays playable."""
-        for closable in [*self.sinks, self.source]:
+        """Close every sink even when one fails, so each file written so far stays playable; a run
+        that was stopped or failed closes them as incomplete (their files keep a partial name)."""
+        complete = not self._errors and not self.stop.is_set()
+        closers = [lambda sink=sink: sink.close(complete) for sink in self.sinks] + [self.source.close]
+        for close in closers:
             try:
-                closable.close()
+                close()
             except BaseException as exc:  # noqa: BLE001
-                logger.debug("closing {} failed: {}", type(closable).__name__, exc)
+                logger.debug("closing failed: {}", exc)
                 if not self._errors:
                     self._errors.append(exc)
 

@@ -24,6 +24,7 @@ from nirstream.stream.config import RunConfig
 from nirstream.stream.frame import Frame
 from nirstream.stream.pipeline import Pipeline
 from nirstream.stream.sinks import open_sink, parse_sink
+from nirstream.stream.sinks.spec import refuse_to_replace
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
 from nirstream.stream.stats import Summary
 
@@ -34,9 +35,13 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     """Colorize every input ``source_spec`` names into ``sink_specs``; return one summary per input."""
     inputs = expand_inputs(source_spec)
     specs = [parse_sink(text) for text in sink_specs]  # a bad --sink fails before anything opens
-    # Inputs first: a missing file or camera fails at once, before seconds of model loading.
+    # Inputs and outputs first: a missing file or camera, or an output that would replace an
+    # existing file, fails at once, before seconds of model loading.
     sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
     try:
+        per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
+        for spec in (spec for targets in per_input for spec in targets if spec.kind == "video"):
+            refuse_to_replace(spec.path, config.sink)
         colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
         for source in sources:
@@ -47,11 +52,11 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
         total = min(total, config.max_frames * len(sources))
     live = any(s.info.live for s in sources)
     bar = tqdm(total=total, unit="frame", disable=live or not sys.stderr.isatty(), dynamic_ncols=True)
-    summaries = []
+    summaries, outputs = [], []
     try:
-        for source in sources:
-            sinks = [open_sink(spec.for_input(source.info.name) if len(sources) > 1 else spec, config.sink)
-                     for spec in specs]
+        for source, targets in zip(sources, per_input):
+            sinks = [open_sink(spec, config.sink) for spec in targets]
+            outputs += [sink for sink in sinks if hasattr(sink, "written_path")]
             if config.engine.warmup:
                 colorizer.warmup(source.info.height, source.info.width)
             pipeline = Pipeline(
@@ -71,8 +76,10 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
             source.close()
     if summary_json is not None:
         _write_summaries(summaries, summary_json)
+    for sink in outputs:
+        logger.info(f"output: {sink.written_path.resolve()} ({sink.frames_written} frames)")
     for spec in specs:
-        if spec.output is not None:
+        if spec.kind == "folder" and len(sources) == 1:
             logger.info(f"output: {spec.output}")
     return summaries
 

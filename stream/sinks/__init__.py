@@ -47,5 +47,5 @@ def open_sink(spec: str | SinkSpec, config: SinkConfig | None = None) -> Sink:
         return PreviewSink(spec.host, spec.port, side_by_side=config.side_by_side)
     if spec.kind == "video":
         return VideoSink(spec.path, codec=config.codec, crf=config.crf, preset=config.preset,
-                         side_by_side=config.side_by_side)
-    return ImageSequenceSink(spec.path, side_by_side=config.side_by_side)
+                         side_by_side=config.side_by_side, overwrite=config.overwrite)
+    return ImageSequenceSink(spec.path, side_by_side=config.side_by_side, overwrite=config.overwrite)

@@ -9,11 +9,13 @@ class Sink(Protocol):
     """An output of the pipeline.
 
     ``close`` is idempotent and safe after an error: it flushes and finalises what was
-    written, so a recording stays playable however the run ended.
+    written, so a recording stays playable however the run ended. ``complete`` says whether the
+    run ended normally: a file sink then moves its output into place, and otherwise keeps it
+    under a name that says it is partial.
     """
 
     def open(self, info: StreamInfo) -> None: ...
 
     def write(self, frame: Frame) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self, complete: bool = True) -> None: ...

@@ -6,7 +6,7 @@ from nirstream.core.data.images import write_image
 from nirstream.core.errors import DataError
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
-from nirstream.stream.sinks.spec import SinkConfig
+from nirstream.stream.sinks.spec import SinkConfig, refuse_to_replace
 from nirstream.stream.sinks.compose import output_image
 
 
@@ -14,13 +14,22 @@ class ImageSequenceSink:
     """One file per frame in ``folder``; ``pattern`` is formatted with ``index`` (the frame index).
 
     The format follows the pattern's file ending (PNG by default, lossless). Every file is
-    complete when ``write`` returns, so there is nothing to finalise at close.
+    complete when ``write`` returns, so there is nothing to finalise at close. An image already
+    in the folder under a frame's name is never replaced unless ``overwrite``.
     """
 
-    def __init__(self, folder: str | Path, *, pattern: str = "{index:06d}.png", side_by_side: bool = SinkConfig.side_by_side) -> None:
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        pattern: str = "{index:06d}.png",
+        side_by_side: bool = SinkConfig.side_by_side,
+        overwrite: bool = SinkConfig.overwrite,
+    ) -> None:
         self.folder = Path(folder)
         self.pattern = pattern
         self.side_by_side = side_by_side
+        self.overwrite = overwrite
         self.frames_written = 0
         self._bit_depth: int | None = None
 
@@ -33,6 +42,7 @@ class ImageSequenceSink:
 
     def write(self, frame: Frame) -> None:
         path = self.folder / self.pattern.format(index=frame.index)
+        refuse_to_replace(path, SinkConfig(overwrite=self.overwrite))
         image = output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth)
         try:
             write_image(path, image)
@@ -40,5 +50,5 @@ class ImageSequenceSink:
             raise SinkError(str(error)) from error
         self.frames_written += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         """Nothing to finalise: each file was written whole."""

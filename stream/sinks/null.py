@@ -15,5 +15,5 @@ class NullSink:
     def write(self, frame: Frame) -> None:
         self.frames_written += 1
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         """Nothing to finalise."""

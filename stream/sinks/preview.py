@@ -107,7 +107,7 @@ class PreviewSink:
                 self._written.popleft()
             self._cond.notify_all()
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         """Stop serving, end every stream (even one stalled on a client that never reads), free the port."""
         with self._cond:
             self._closed = True

@@ -24,12 +24,15 @@ class SinkConfig:
     """The ``sink`` section: the video encoder's settings (video files only) and the view.
 
     ``side_by_side`` shows NIR | RGB instead of RGB alone, in every sink that shows pictures.
+    ``overwrite`` lets a run replace an existing output file (``--overwrite``, ``-y``); without
+    it a run refuses to start rather than destroy one.
     """
 
     codec: str = "libx264"
     crf: int = 23
     preset: str = "veryfast"
     side_by_side: bool = False
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,22 @@ class SinkSpec:
         stem = Path(input_name.rstrip("/").split("?")[0]).stem or "output"
         path = self.path / f"{stem}.mp4"
         return replace(self, kind="video", text=str(path), path=path)
+
+
+def partial_path(path: Path) -> Path:
+    """Where a recording is written until it completes: ``out.partial.mp4`` beside ``out.mp4``
+    (``out.partial-2.mp4``... when an earlier interrupted run's partial file is still there)."""
+    candidate, number = path.with_name(f"{path.stem}.partial{path.suffix}"), 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}.partial-{number}{path.suffix}")
+    return candidate
+
+
+def refuse_to_replace(path: Path, config: SinkConfig) -> None:
+    """A one-line SinkError when ``path`` exists and the user did not ask to replace it."""
+    if path.exists() and not config.overwrite:
+        raise SinkError(f"{path} exists: pass --overwrite (or -y) to replace it, or choose another --sink")
 
 
 def parse_sink(text: str) -> SinkSpec:

@@ -6,6 +6,10 @@ plays up to its last complete fragment. B-frames are off: the frames' own timest
 reach the file unchanged (fragmented MP4 has no edit list to hide a B-frame delay) and the
 encoder holds back no frames, which keeps latency low.
 
+The file is written as ``out.partial.mp4`` beside ``out.mp4`` and renamed to ``out.mp4`` when
+the run ends normally; an interrupted or failed run leaves the partial file, playable, under
+that name. An existing ``out.mp4`` is never replaced unless the sink is told to overwrite.
+
 yuv420p needs even dimensions: an odd width or height is padded by one pixel, copying the
 last column or row, so a 641x479 input is stored as 642x480 and nothing is cropped or scaled.
 
@@ -24,8 +28,10 @@ import numpy as np
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
-from nirstream.stream.sinks.spec import SinkConfig
+from loguru import logger
+
 from nirstream.stream.sinks.compose import output_image
+from nirstream.stream.sinks.spec import SinkConfig, partial_path, refuse_to_replace
 
 TIME_BASE = Fraction(1, 90000)
 """The MPEG clock: fine enough for any camera timestamp, and exact for 30000/1001 fps."""
@@ -51,8 +57,11 @@ class VideoSink:
         crf: int = SinkConfig.crf,
         preset: str = SinkConfig.preset,
         side_by_side: bool = SinkConfig.side_by_side,
+        overwrite: bool = SinkConfig.overwrite,
     ) -> None:
         self.path = Path(path)
+        self.overwrite = overwrite
+        self.written_path = self.path  # where the frames are: the partial file until the run completes
         self.codec = codec
         self.crf = crf
         self.preset = preset
@@ -71,10 +80,12 @@ class VideoSink:
         self._bit_depth = info.bit_depth
         self._fps = info.fps if info.fps and info.fps > 0 else DEFAULT_FPS
         width = info.width * (2 if self.side_by_side else 1)
+        refuse_to_replace(self.path, SinkConfig(overwrite=self.overwrite))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.written_path = partial_path(self.path)
             options = FRAGMENTED_MP4 if self.path.suffix.lower() in {".mp4", ".mov"} else {}
-            self._container = av.open(str(self.path), mode="w", options=options)
+            self._container = av.open(str(self.written_path), mode="w", options=options)
             stream = self._container.add_stream(
                 self.codec,
                 rate=Fraction(self._fps).limit_denominator(1001),
@@ -110,8 +121,9 @@ class VideoSink:
             raise
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Flush the encoder and finalise the file; after a failed write, keep what is already on disk."""
+    def close(self, complete: bool = True) -> None:
+        """Flush the encoder and finalise the file, then move it into place if the run is
+        ``complete``; otherwise (or after a failed write) keep it under its partial name."""
         container, stream = self._container, self._stream
         self._container = self._stream = None
         if container is None or stream is None:
@@ -124,7 +136,18 @@ class VideoSink:
                 container.close()
             except (OSError, av.FFmpegError) as error:
                 if not self._failed:
-                    raise SinkError(f"cannot finish video {self.path}: {_reason(error)}") from error
+                    self._failed = True
+                    raise SinkError(f"cannot finish video {self.written_path}: {_reason(error)}") from error
+            finally:
+                self._settle(complete and not self._failed)
+
+    def _settle(self, complete: bool) -> None:
+        """The partial file becomes the output, or stays and says so."""
+        if complete:
+            self.written_path.replace(self.path)
+            self.written_path = self.path
+        else:
+            logger.warning(f"the run did not finish: {self.frames_written} frames kept in {self.written_path}")
 
     def _ticks(self, frame: Frame) -> int:
         """The frame's pts in TIME_BASE ticks from the first frame, strictly increasing."""
@@ -142,7 +165,7 @@ class VideoSink:
                 container.mux(packet)
         except (OSError, av.FFmpegError) as error:
             self._failed = True
-            raise SinkError(f"cannot write video {self.path}: {_reason(error)}") from error
+            raise SinkError(f"cannot write video {self.written_path}: {_reason(error)}") from error
 
     def _abandon(self) -> None:
         """Drop a file that failed before its header: it holds nothing worth keeping."""
@@ -154,7 +177,8 @@ class VideoSink:
             container.close()
         except (OSError, av.FFmpegError):
             pass
-        self.path.unlink(missing_ok=True)
+        if self.written_path != self.path:  # only ever our own partial file, never the user's
+            self.written_path.unlink(missing_ok=True)
 
 
 def _even(size: int) -> int:

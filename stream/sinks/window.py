@@ -50,7 +50,7 @@ class WindowSink:
         if (key != -1 and key & 0xFF in QUIT_KEYS) or closed:
             self.quit_requested = True
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         if not self._shown:
             return
         self._shown = False

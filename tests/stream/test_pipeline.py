@@ -51,6 +51,7 @@ class ListSink:
     def __init__(self, delay=0.0, fail_at=None):
         self.frames, self.delay, self.fail_at = [], delay, fail_at
         self.opened = self.closed = False
+        self.complete = None
 
     def open(self, info):
         self.opened = True
@@ -61,8 +62,8 @@ class ListSink:
         time.sleep(self.delay)
         self.frames.append((frame.index, frame.pts))
 
-    def close(self):
-        self.closed = True
+    def close(self, complete=True):
+        self.closed, self.complete = True, complete
 
 
 def test_file_source_under_a_slow_sink_loses_nothing_and_keeps_order_and_pts():
@@ -227,3 +228,16 @@ def test_a_frame_is_stamped_once_per_stage_in_order_and_the_summary_reads_the_st
     assert set(summary.latencies) == {"queue", "colorize", "sink", "end_to_end"}
     with pytest.raises(ValueError, match="captured_at"):
         stamped[0].stamp(Stage.CAPTURED)  # the source's capture time is never overwritten
+
+
+def test_sinks_hear_whether_the_run_completed():
+    done, failed = ListSink(), ListSink()
+    Pipeline(FakeSource(3), Gray(), [done]).run()
+
+    def corrupt(i):
+        if i == 2:
+            raise SourceError("frame 2 cannot be decoded")
+
+    with pytest.raises(SourceError):
+        Pipeline(FakeSource(10, on_frame=corrupt), Gray(), [failed]).run()
+    assert done.complete is True and failed.complete is False

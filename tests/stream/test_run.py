@@ -82,9 +82,10 @@ def test_sigint_mid_run_leaves_a_playable_file_with_every_processed_frame(tmp_pa
                "--sink", str(out), "--weights", str(weights), "--summary-json", str(summary)]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+    partial = tmp_path / "out.partial.mp4"  # where a recording lives until the run completes
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        while time.monotonic() < deadline and (not partial.exists() or partial.stat().st_size < 20_000):
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
@@ -92,7 +93,8 @@ def test_sigint_mid_run_leaves_a_playable_file_with_every_processed_frame(tmp_pa
         process.kill()  # a run that ignored SIGINT must not outlive the test
     assert process.returncode == 130, stderr
     written = json.loads(summary.read_text())[0]["written"]
-    stamps, _ = read_back(out)
+    assert not out.exists() and "frames kept in" in stderr and partial.name in stderr
+    stamps, _ = read_back(partial)
     assert written > 0 and len(stamps) == written
     assert stamps == pytest.approx([i / 30 for i in range(written)], abs=2e-5)
 
@@ -130,3 +132,26 @@ def test_model_yaml_runs_untrained_with_a_warning(tmp_path, capsys):
     path.write_text(yaml.safe_dump(dict(TINY_COLORMAMBA)))
     assert main(["run", "--source", "testsrc:64x48", "--model", str(path), "--max-frames", "2"]) == 0
     assert "running it untrained" in capsys.readouterr().err
+
+
+def test_a_second_run_never_replaces_the_first_output_unless_asked(tmp_path, weights, capsys):
+    out = tmp_path / "keep.mp4"
+    base = ["run", "--source", "testsrc:64x48", "--max-frames", "3", "--weights", str(weights), "--sink", str(out)]
+    assert main(base) == 0
+    first = out.read_bytes()
+    assert main([*base[:-2], "--max-frames", "5", "--sink", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == f"nirstream: error: {out} exists: pass --overwrite (or -y) to replace it, or choose another --sink"
+    assert out.read_bytes() == first and sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+    assert main([*base[:-2], "--max-frames", "5", "-y", "--sink", str(out)]) == 0
+    assert len(read_back(out)[0]) == 5
+
+
+def test_the_demo_output_takes_a_free_name(tmp_path):
+    from nirstream.stream.cli import _free_name
+
+    demo = tmp_path / "nirstream-demo.mp4"
+    assert _free_name(demo) == str(demo)
+    demo.write_bytes(b"the first run's result")
+    (tmp_path / "nirstream-demo-2.mp4").write_bytes(b"the second's")
+    assert _free_name(demo) == str(tmp_path / "nirstream-demo-3.mp4")

@@ -171,9 +171,11 @@ def test_full_disk_is_a_sink_error_and_keeps_what_was_written(tmp_path):
     with pytest.raises(SinkError, match="disk full") as caught:
         for i in range(40, 200):
             sink.write(make_frame(i, i / 30))
-    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    partial = tmp_path / "out.partial.mp4"
+    assert "\n" not in str(caught.value) and str(partial) in str(caught.value)
     sink.close()  # after the error: nothing more to do, and no second error
-    times, _, _ = read_video(path)
+    assert sink.written_path == partial and not path.exists()  # kept under a name that says so
+    times, _, _ = read_video(partial)
     assert 0 < len(times) <= sink.frames_written
 
 
@@ -206,7 +208,8 @@ def test_killed_writer_leaves_a_playable_file(tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    times, _, _ = read_video(path)
+    assert not path.exists()
+    times, _, _ = read_video(tmp_path / "killed.partial.mp4")
     assert 0 < len(times) <= 200
     np.testing.assert_allclose(times, [i / 30 for i in range(len(times))], atol=1.5 / 90000)
 
@@ -337,3 +340,57 @@ def test_a_folder_sink_gives_each_of_many_inputs_its_own_video(tmp_path):
     assert (per_camera.kind, per_camera.path) == ("video", tmp_path / "cam0.mp4")
     for text in ("null", "one.mp4", "http://127.0.0.1:8080/", "preview:9000"):  # one sink for every input
         assert parse_sink(text).for_input("drive1.mp4") == parse_sink(text)
+
+
+# --- outputs are never destroyed --------------------------------------------------------------
+
+
+def test_a_recording_is_partial_until_the_run_completes(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = VideoSink(path)
+    sink.open(make_info())
+    for index in range(4):
+        sink.write(make_frame(index, index / 30))
+    assert not path.exists() and sink.written_path == tmp_path / "out.partial.mp4"
+    sink.close(complete=True)
+    assert sink.written_path == path and path.is_file() and not (tmp_path / "out.partial.mp4").exists()
+    assert len(read_video(path)[0]) == 4
+
+
+def test_an_interrupted_recording_keeps_its_frames_under_a_partial_name(tmp_path):
+    path = tmp_path / "out.mp4"
+    for attempt, name in enumerate(["out.partial.mp4", "out.partial-2.mp4"]):  # an earlier partial is kept too
+        sink = VideoSink(path)
+        sink.open(make_info())
+        for index in range(3 + attempt):
+            sink.write(make_frame(index, index / 30))
+        sink.close(complete=False)
+        assert sink.written_path == tmp_path / name and not path.exists()
+        assert len(read_video(tmp_path / name)[0]) == 3 + attempt
+
+
+def test_an_existing_output_is_never_replaced_unless_asked(tmp_path):
+    path = tmp_path / "keep.mp4"
+    path.write_bytes(b"135 frames of somebody's recording")
+    with pytest.raises(SinkError, match=r"keep.mp4 exists: pass --overwrite \(or -y\)"):
+        VideoSink(path).open(make_info())
+    failing = VideoSink(path, codec="no-such-codec", overwrite=True)
+    with pytest.raises(SinkError, match="unknown codec"):
+        failing.open(make_info())  # a failed start of an overwriting run destroys nothing either
+    assert path.read_bytes() == b"135 frames of somebody's recording"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.mp4"]
+    write_video(path, [make_frame(0, 0.0)], make_info(), overwrite=True)
+    assert len(read_video(path)[0]) == 1
+
+
+def test_an_image_folder_never_replaces_an_existing_image(tmp_path):
+    (tmp_path / "000000.png").write_bytes(b"not ours")
+    sink = ImageSequenceSink(tmp_path)
+    sink.open(make_info())
+    with pytest.raises(SinkError, match="000000.png exists"):
+        sink.write(make_frame(0, 0.0))
+    assert (tmp_path / "000000.png").read_bytes() == b"not ours"
+    replacing = ImageSequenceSink(tmp_path, overwrite=True)
+    replacing.open(make_info())
+    replacing.write(make_frame(0, 0.0))
+    assert read_image(tmp_path / "000000.png").shape == (48, 64, 3)
