@@ -7,6 +7,7 @@ inside each command so ``nirstream --help`` answers at once.
 
 import argparse
 import sys
+import traceback
 from pathlib import Path
 
 from loguru import logger
@@ -220,7 +221,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         source = str(demo_clip())
         sinks = sinks or [_free_name(Path(DEMO_OUTPUT))]
         logger.info(f"no --source: colorizing the bundled demo clip {source}")
-    summaries = run(source, sinks or ["null"], config, summary_json=args.summary_json)
+    summaries = run(source, sinks or [], config, summary_json=args.summary_json)
     if any(summary.interrupted for summary in summaries):
         return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
     return 0
@@ -306,10 +307,15 @@ def run_export(args: argparse.Namespace) -> None:
 
 
 def configure_logging(debug: bool, as_json: bool) -> None:
+    """nirstream's log on stderr, one JSON object per line with ``as_json``; OpenCV's own log
+    (its ``[ WARN:...]`` lines before nirstream's one-line errors) only with ``debug``."""
     logger.remove()
     fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
     logger.add(sys.stderr, level="DEBUG" if debug else "INFO", serialize=as_json,
                format=fmt, colorize=None if not as_json else False)
+    from cv2.utils import logging as opencv_logging
+
+    opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_WARNING if debug else opencv_logging.LOG_LEVEL_ERROR)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -322,14 +328,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nirstream: interrupted", file=sys.stderr)
         return 130
-    except (NirstreamError, OSError) as exc:
+    except (NirstreamError, OSError) as exc:  # bad input: one line, and the traceback with --debug
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"nirstream: error: {_one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, NirstreamError) else 1
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if args.debug:
-            raise
+            traceback.print_exc()
         print(f"nirstream: internal error: {type(exc).__name__}: {_one_line(exc)} "
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1

@@ -32,9 +32,10 @@ STATS_EVERY_S = 5.0
 
 
 def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None) -> list[Summary]:
-    """Colorize every input ``source_spec`` names into ``sink_specs``; return one summary per input."""
+    """Colorize every input ``source_spec`` names into ``sink_specs`` (none: the null sink, with a
+    warning); return one summary per input."""
     inputs = expand_inputs(source_spec)
-    specs = [parse_sink(text) for text in sink_specs]  # a bad --sink fails before anything opens
+    specs = [parse_sink(text) for text in sink_specs or ["null"]]  # a bad --sink fails before anything opens
     # Inputs and outputs first: a missing file or camera, or an output that would replace an
     # existing file, fails at once, before seconds of model loading.
     sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
@@ -47,6 +48,8 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
         for source in sources:
             source.close()
         raise
+    if not sink_specs:
+        logger.warning("no --sink: the colorized frames are not kept (add --sink out.mp4, a folder/, or preview)")
     total = sum(s.info.frame_count or 0 for s in sources) if all(s.info.frame_count for s in sources) else None
     if config.max_frames is not None and total is not None:
         total = min(total, config.max_frames * len(sources))
@@ -67,7 +70,8 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
             summary = pipeline.run()
             summaries.append(summary)
             bar.clear()
-            print(summary.table(), file=sys.stderr)
+            # through the log: with --log-json the summary is one JSON object (its fields under "extra")
+            logger.bind(summary=asdict(summary)).info(summary.table())
             if summary.interrupted:
                 break
     finally:

@@ -155,3 +155,24 @@ def test_the_demo_output_takes_a_free_name(tmp_path):
     demo.write_bytes(b"the first run's result")
     (tmp_path / "nirstream-demo-2.mp4").write_bytes(b"the second's")
     assert _free_name(demo) == str(tmp_path / "nirstream-demo-3.mp4")
+
+
+def test_log_json_writes_json_lines_only_with_the_summary_as_one_object(weights, capsys):
+    assert main(["run", "--source", "testsrc:64x48", "--max-frames", "3", "--weights", str(weights), "--log-json"]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    records = [json.loads(line)["record"] for line in lines]  # every line is JSON
+    (summary,) = [r["extra"]["summary"] for r in records if "summary" in r["extra"]]
+    assert summary["written"] == 3 and summary["captured"] == 3
+    assert any("no --sink" in r["message"] for r in records)  # a run that keeps nothing says so
+
+
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, capsys):
+    from cv2.utils import logging as opencv_logging
+
+    missing = ["run", "--source", str(tmp_path / "missing.mp4")]
+    assert main(missing) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert opencv_logging.getLogLevel() == opencv_logging.LOG_LEVEL_ERROR  # OpenCV's own warnings stay quiet
+    assert main([*missing, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("nirstream: error:")
