@@ -24,7 +24,7 @@ from nirstream.stream.config import RunConfig
 from nirstream.stream.frame import Frame
 from nirstream.stream.pipeline import Pipeline
 from nirstream.stream.sinks import open_sink, parse_sink
-from nirstream.stream.sinks.spec import refuse_to_replace
+from nirstream.stream.sinks.spec import check_writable, refuse_to_replace
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
 from nirstream.stream.stats import Summary
 
@@ -43,6 +43,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
         per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
         for spec in (spec for targets in per_input for spec in targets if spec.kind == "video"):
             refuse_to_replace(spec.path, config.sink)
+            check_writable(spec.path)
         colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
         for source in sources:

@@ -79,6 +79,15 @@ def refuse_to_replace(path: Path, config: SinkConfig) -> None:
         raise SinkError(f"{path} exists: pass --overwrite (or -y) to replace it, or choose another --sink")
 
 
+def check_writable(path: Path) -> None:
+    """A one-line SinkError when the folder ``path`` would be written in cannot be written."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # the nearest folder that exists, which we would create in
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SinkError(f"cannot write {path}: {folder} is not a folder this user can write in")
+
+
 def parse_sink(text: str) -> SinkSpec:
     """The :class:`SinkSpec` a ``--sink`` string names; a one-line :class:`SinkError` if none."""
     if text in ("null", "window"):

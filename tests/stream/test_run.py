@@ -176,3 +176,14 @@ def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path, capsys):
     assert main([*missing, "--debug"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("nirstream: error:")
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_model_loads(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    # the model named does not exist: the run must stop at the output, before it looks for it
+    code = main(["run", "--source", "testsrc:64x48", "--model", "no-such-model", "--sink", str(blocker / "out.mp4")])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"nirstream: error: cannot write {blocker / 'out.mp4'}: {blocker} is not a folder this user can write in"
+    )
