@@ -190,6 +190,7 @@ class Pipeline:
             for name, target in (("capture", self._capture), ("colorize", self._colorize), ("sinks", self._write))
         ]
         previous = _install_stop_handlers(self.stop)
+        finished = False  # every stage ran to its end: nothing raised here (a sink's open, Ctrl-C)
         try:
             for sink in self.sinks:  # inside the try: a sink that fails to open closes the others
                 sink.open(self.source.info)
@@ -198,9 +199,10 @@ class Pipeline:
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.1)
+            finished = True
         finally:
+            self._close_all(finished)
             _restore_handlers(previous)
-            self._close_all()
         if self._errors:
             raise self._errors[0]
         return Summary.build(
@@ -213,10 +215,15 @@ class Pipeline:
             interrupted=self.stop.is_set() and not self._errors,
         )
 
-    def _close_all(self) -> None:
-        """Close every sink even when one fails, so each file written so far stays playable; a run
-        that was stopped or failed closes them as incomplete (their files keep a partial name)."""
-        complete = not self._errors and not self.stop.is_set()
+    def _close_all(self, finished: bool) -> None:
+        """Close every sink even when one fails, so each file written so far stays playable.
+
+        A run that failed, or a file input stopped early, closes them as incomplete (their files
+        keep a partial name). A live source has no end but the user's stop (Ctrl-C, a window's
+        q), so for it a stop is the normal end and its recordings are complete.
+        """
+        stopped_early = self.stop.is_set() and not self.source.info.live
+        complete = finished and not self._errors and not stopped_early
         closers = [lambda sink=sink: sink.close(complete) for sink in self.sinks] + [self.source.close]
         for close in closers:
             try:

@@ -24,7 +24,8 @@ from nirstream.stream.config import RunConfig
 from nirstream.stream.frame import Frame
 from nirstream.stream.pipeline import Pipeline
 from nirstream.stream.sinks import open_sink, parse_sink
-from nirstream.stream.sinks.spec import check_writable, refuse_to_replace
+from nirstream.stream.errors import SinkError
+from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
 from nirstream.stream.stats import Summary
 
@@ -41,9 +42,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
     sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
     try:
         per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
-        for spec in (spec for targets in per_input for spec in targets if spec.kind == "video"):
-            refuse_to_replace(spec.path, config.sink)
-            check_writable(spec.path)
+        check_outputs([spec for targets in per_input for spec in targets], config.sink)
         colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
         for source in sources:
@@ -87,6 +86,21 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
         if spec.kind == "folder" and len(sources) == 1:
             logger.info(f"output: {spec.output}")
     return summaries
+
+
+def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:
+    """Fail before any model loads on an output that would replace a file, that two inputs would
+    both write, or that cannot be written."""
+    videos = [spec.path.resolve() for spec in specs if spec.kind == "video"]
+    shared = sorted({path for path in videos if videos.count(path) > 1})
+    if shared:
+        raise SinkError(f"two inputs would both write {shared[0]} (their names differ only in folder or ending)")
+    for spec in specs:
+        if spec.kind == "video":
+            refuse_to_replace(spec.path, config)
+            check_writable(spec.path)
+        elif spec.kind == "folder":
+            check_writable(spec.path / "image.png")
 
 
 def pick_model(config: RunConfig):

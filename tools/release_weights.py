@@ -20,11 +20,10 @@ from pathlib import Path
 
 import torch
 
-from nirstream.core.config import bind
+from nirstream.core.config import apply_overrides, bind
 from nirstream.core.evaluate import evaluate
 from nirstream.core.train import TrainConfig
 from nirstream.core.train.datasets import validation_sets
-from nirstream.core.train.init import init_weights_path
 from nirstream.core.weights import load_model, read_metadata, save_weights
 
 FINGERPRINT_SIZE, FINGERPRINT_FRAME = (320, 256), 12
@@ -66,20 +65,18 @@ def main() -> int:
     parser.add_argument("--command", required=True, help="the exact training command")
     parser.add_argument("--machine", required=True, help="where it trained, e.g. '2-core CPU, 1 thread'")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "weights")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override the run's train config for scoring, e.g. data.root=PATH (repeatable)")
     args = parser.parse_args()
     source = args.run_dir / "best.safetensors"
     meta = read_metadata(source)
     info = meta["info"]
-    config = bind(TrainConfig, info["config"])
+    config = bind(TrainConfig, apply_overrides(info["config"], args.overrides))
     name = args.name or (config.model if isinstance(config.model, str) else None)
-    if not name or "/" in name or name.endswith(".yaml"):
+    if not name or "/" in name or name.endswith((".yaml", ".yml")):
         parser.error("cannot tell the model name from the run: pass --name")
     seconds = training_seconds(args.run_dir)
-    before = 0.0
-    if config.run.init is not None:  # a continuation: count the hours behind the weights it started from
-        parent = read_metadata(init_weights_path(config.run.init))["info"]
-        before = parent.get("training_seconds_total", parent.get("training_seconds")) or 0.0
-        info["continues"] = {"name": parent.get("name"), "released": parent.get("released"), "epoch": parent.get("epoch")}
+    before = (info.get("continues") or {}).get("training_seconds_total") or 0.0  # recorded when the run started
     info.update({
         "name": name,
         "command": args.command,

@@ -35,7 +35,7 @@ class CosineLoss(LossTerm):
         # training step (benchmarks/train_speed.py).
         p, t = pred["rgb"] + self.offset, target_rgb + self.offset
         dot = (p * t).sum(dim=1)
-        norms = torch.sqrt((p * p).sum(dim=1) * (t * t).sum(dim=1)).clamp_min(COSINE_EPS)
+        norms = torch.sqrt(((p * p).sum(dim=1) * (t * t).sum(dim=1)).clamp_min(COSINE_EPS**2))
         return 1.0 - (dot / norms).mean()
 
 

@@ -58,9 +58,9 @@ def build_model(config: dict[str, Any]) -> ColorizationModel:
     if unknown:
         allowed = ", ".join(["arch", *signature.parameters])
         raise ConfigError(f"unknown model config key '{unknown[0]}' for arch '{arch}'; allowed: {allowed}")
-    bound = signature.bind(**kwargs)
-    bound.apply_defaults()
     try:
+        bound = signature.bind(**kwargs)
+        bound.apply_defaults()
         model = cls(**bound.arguments)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model config for arch '{arch}': {exc}") from exc

@@ -26,6 +26,15 @@ def init_weights_path(name: str) -> Path:
     return shipped
 
 
+def init_provenance(name: str) -> dict:
+    """What a run continues: the starting file's name, release, epoch and training hours in all,
+    read when the run starts (the file may be replaced by a new release before this one ships)."""
+    info = read_metadata(init_weights_path(name))["info"]
+    total = info.get("training_seconds_total", info.get("training_seconds"))
+    return {"name": info.get("name", name), "released": info.get("released"), "epoch": info.get("epoch"),
+            "training_seconds_total": total or 0.0}
+
+
 def load_init_weights(model: nn.Module, name: str) -> None:
     """Load the weights ``name`` means into ``model``, whose config must equal the file's."""
     path = init_weights_path(name)

@@ -25,7 +25,7 @@ def new_run_dir(out_dir: Path, name: str) -> Path:
 def write_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
     (run_dir / "metrics.json").write_text(json.dumps(history, indent=1) + "\n")
     train_columns = sorted({key for row in history for key in row if key.startswith("train_")})
-    val_columns = [key for key in history[-1] if key.startswith("val_")]
+    val_columns = list(dict.fromkeys(key for row in history for key in row if key.startswith("val_")))
     columns = ["epoch", "lr", *train_columns, *val_columns, "seconds"]
     with (run_dir / "metrics.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, restval="")

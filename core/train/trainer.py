@@ -43,7 +43,7 @@ from nirstream.core.train.steps import amp_dtype, autocast, optimizer_step
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from nirstream.core.train.config import OptimConfig, TrainConfig
 from nirstream.core.train.datasets import training_mixture, validation_sets
-from nirstream.core.train.init import load_init_weights
+from nirstream.core.train.init import init_provenance, load_init_weights
 from nirstream.core.train.distributed import DistContext
 from nirstream.core.train.plots import plot_curves
 from nirstream.core.weights import save_weights
@@ -97,8 +97,10 @@ class Trainer:
         _seed_everything(config.run.seed)
 
         self.model = build_model(_model_config(config.model))
+        self.continues = None  # the released weights this run started from, for the hours behind it
         if config.run.init is not None and checkpoint is None:
             load_init_weights(self.model, config.run.init)
+            self.continues = init_provenance(config.run.init)
         self.model = self.model.to(self.device)
         self.loss = build_loss(config.loss).to(self.device)
         aux = self.loss.required_outputs != {"rgb"}
@@ -113,6 +115,9 @@ class Trainer:
             batch_size=config.data.batch_size,
             sampler=self.sampler,
             num_workers=config.data.workers,
+            # workers live for the whole run, so each keeps its cache of decoded pairs (data.cache);
+            # crops and flips come from each item's own seed, never from a worker's state
+            persistent_workers=config.data.workers > 0,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # reseeded per epoch: worker seeds depend on (seed, epoch) only
         )
@@ -294,6 +299,8 @@ class Trainer:
         plot_curves(self.history, self.run_dir / "curves.png")
         if epoch > 0:
             info = {"epoch": epoch, "metrics": {k: row[k] for k in row if k.startswith("val_")}, "config": to_dict(self.config)}
+            if self.continues is not None:
+                info["continues"] = self.continues
             save_weights(self.model, self.run_dir / "last.safetensors", info=info)
             if improved:
                 save_weights(self.model, self.run_dir / "best.safetensors", info=info)
@@ -346,6 +353,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "adversary": self.adversary.state_dict() if self.adversary is not None else None,
             "best": dict(self.best),
+            "continues": self.continues,
             "history": list(self.history),
             "config": to_dict(self.config),
             "rng": rng_state(),
@@ -370,7 +378,9 @@ class Trainer:
             self.adversary.load_state_dict(checkpoint["adversary"])
         self.epoch = checkpoint["epoch"]
         self.history = list(checkpoint["history"])
+        self.continues = checkpoint.get("continues")
         self.best = dict(checkpoint["best"])
+        self.best.setdefault("val_score", self.best.get("val_psnr", -math.inf))  # checkpoints before val_score
         set_rng_state(checkpoint["rng"])
 
 

@@ -51,7 +51,7 @@ def compiled(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tenso
     program = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
 
     def step(x: Tensor) -> Tensor:
-        with scan_backend("custom_op"):  # read while tracing and guarded on: the same for every call
+        with scan_backend("custom_op"):  # read once while tracing (not guarded on): the same for every call
             if device.type == "cuda":
                 # A CUDA graph reuses its output memory: each call's output is consumed
                 # (blended or converted) before the next call.

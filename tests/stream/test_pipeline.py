@@ -216,6 +216,7 @@ def test_a_sink_that_fails_to_open_closes_the_ones_already_open():
     with pytest.raises(SinkError, match="port in use"):
         Pipeline(source, Gray(), [first, Unopenable()]).run()
     assert first.opened and first.closed and source.closed
+    assert first.complete is False  # its file keeps a partial name: it must not replace anything
 
 
 def test_a_frame_is_stamped_once_per_stage_in_order_and_the_summary_reads_the_stamps():
@@ -241,3 +242,15 @@ def test_sinks_hear_whether_the_run_completed():
     with pytest.raises(SourceError):
         Pipeline(FakeSource(10, on_frame=corrupt), Gray(), [failed]).run()
     assert done.complete is True and failed.complete is False
+
+
+def test_a_stop_ends_a_live_recording_normally_but_cuts_a_file_short():
+    def interrupt(i):
+        if i == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    live, recorded = ListSink(), ListSink()
+    assert Pipeline(FakeSource(10_000, live=True, fps=500.0, on_frame=interrupt), Gray(), [live]).run().interrupted
+    assert Pipeline(FakeSource(10_000, on_frame=interrupt), Gray(), [recorded]).run().interrupted
+    assert live.complete is True  # a camera has no end but the user's stop
+    assert recorded.complete is False  # a file input stopped early: the output says it is partial

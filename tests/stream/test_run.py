@@ -187,3 +187,14 @@ def test_outputs_that_cannot_be_written_fail_before_the_model_loads(tmp_path, ca
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"nirstream: error: cannot write {blocker / 'out.mp4'}: {blocker} is not a folder this user can write in"
     )
+
+
+def test_two_inputs_that_would_write_one_file_are_refused_before_the_model_loads(tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        write_video(tmp_path / folder / "clip.mp4", "libx264", "gray", random_frames(2, 32, 24, 255, np.uint8))
+    code = main(["run", "--source", str(tmp_path / "*" / "clip.mp4"), "--sink", str(tmp_path / "out") + "/",
+                 "--model", "no-such-model"])
+    assert code == 2
+    assert "two inputs would both write" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

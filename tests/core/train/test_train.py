@@ -371,9 +371,12 @@ def test_init_starts_from_weights_and_refuses_another_model(tmp_path, overfit_ru
     data_root, run_dir = overfit_run
     best = max(history(run_dir)[1:], key=lambda row: row["val_psnr"])
     config = make_config(data_root, tmp_path, "finetune", "optim.epochs=1", "loss.hsv=0.2", f"run.init={run_dir / 'best.safetensors'}")
-    rows = history(train(config))
+    finetuned = train(config)
+    rows = history(finetuned)
     # epoch 0 scores the model before any step: exactly the weights it started from
     assert rows[0]["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-4)
+    # what it continues is recorded when it starts, for the hours behind a release
+    assert read_metadata(finetuned / "best.safetensors")["info"]["continues"]["epoch"] == best["epoch"]
 
     other = make_config(data_root, tmp_path, "other", "model.ngf=12", f"run.init={run_dir / 'best.safetensors'}")
     with pytest.raises(WeightsError, match=r"holds another model than the run builds \(ngf: file 8, run 12\)"):
