@@ -12,7 +12,7 @@ For each weights file, scored by :func:`nirstream.core.evaluate.evaluate` (the c
   on the demo clip.
 
 The gray-NIR baseline (the NIR frame itself on all three channels) is scored on every set.
-Contact sheets go to ``benchmarks/figures/<model>-val.png`` and ``<model>-scenes.png`` (one
+Contact sheets go to ``benchmarks/figures/<model>-val.png`` and ``<model>-scenes.jpg`` (one
 held-out scene per category: indoor, old building, street, urban, water).
 
     python benchmarks/quality.py [--models colormamba-lite] [--weights runs/x/best.safetensors ...]
@@ -42,6 +42,7 @@ from results import update_section
 FIGURES = Path(__file__).resolve().parent / "figures"
 ANCHORS = Path("../shared/anchors/sfgpt_vcip_val.csv")
 SHEET_SCENES = ["indoor_0002", "oldbuilding_0002", "street_0005", "urban_0003", "water_0003"]
+SCENES_SHEET_WIDTH = 1500  # the photographs are up to 1000 px wide: three of them a row, shrunk
 
 
 class GrayNIR(nn.Module):
@@ -136,7 +137,8 @@ def main() -> None:
             print(rows[-2], flush=True)
         contact_sheet(evaluate(model, sets["VCIP val (18)"], device, keep_images=6), FIGURES / f"{name}-val.png")
         sheet_set = PairedDataset([p for p in scenes_pairs(sets) if p.name in SHEET_SCENES])
-        contact_sheet(evaluate(model, sheet_set, device, keep_images=len(SHEET_SCENES)), FIGURES / f"{name}-scenes.png")
+        scenes_report = evaluate(model, sheet_set, device, keep_images=len(SHEET_SCENES))
+        contact_sheet(scenes_report, FIGURES / f"{name}-scenes.jpg", max_width=SCENES_SHEET_WIDTH)
 
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
@@ -152,7 +154,7 @@ def main() -> None:
             + "\n".join(groups) + "\n\n"
             f"Cost: {params:.2f} M parameters, {counted + scan:.2f} GFLOPs per 256² tile, {frame_ms:.0f} ms per "
             f"640×512 frame ({args.threads} threads), {summary.fps:.1f} fps through `nirstream run` on the demo clip. "
-            f"Contact sheets: `benchmarks/figures/{name}-val.png`, `benchmarks/figures/{name}-scenes.png`.\n"
+            f"Contact sheets: `benchmarks/figures/{name}-val.png`, `benchmarks/figures/{name}-scenes.jpg`.\n"
         )
         print(sections[-1], flush=True)
 

@@ -1,7 +1,8 @@
 """Training samples per second: an earlier trainer against this one, side by side, alternated.
 
 Each variant trains for real, in its own process, through ``nirstream train`` on the VCIP pairs
-(the same model, loss, crops and batch of 8; VCIP only, so the data is the same): two short
+(the same model, loss, crops and batch of 8; VCIP only, so the data is the same; the model is
+the baseline's ``colormamba-lite``, 24/12 wide, in every variant): two short
 epochs of ``--steps`` steps, and the rate is read from the second epoch's step log, when every
 pair is cached and the allocator is warm. The variants run in turn, ``--rounds`` times, so a
 change in the machine's load touches all of them alike; the table gives each one's median.
@@ -64,10 +65,12 @@ def variants(baseline_shim: Path, current_shim: Path) -> dict[str, tuple[list[st
     }
 
 
-def samples_per_second(command: list[str], env: dict[str, str], overrides: list[str], steps: int, out: Path) -> float:
+def samples_per_second(
+    command: list[str], env: dict[str, str], overrides: list[str], steps: int, out: Path, model: Path
+) -> float:
     """Train two epochs of ``steps`` steps; the second epoch's rate from its step log."""
     sets = [
-        "optim.epochs=2", f"run.max_steps_per_epoch={steps}", "run.log_every=10",
+        f"model={model}", "optim.epochs=2", f"run.max_steps_per_epoch={steps}", "run.log_every=10",
         f"run.out_dir={out}", "run.name=speed", "run.checkpoint_every=100", *overrides,
     ]
     args = [*command, "train", "--config", "colormamba-lite", *(x for s in sets for x in ("--set", s))]
@@ -82,7 +85,7 @@ def samples_per_second(command: list[str], env: dict[str, str], overrides: list[
     return world * batch / seconds_per_step
 
 
-def profile_step(threads: int, steps: int = 3) -> str:
+def profile_step(model_config: dict, threads: int, steps: int = 3) -> str:
     """Where one training step of this tree's trainer spends its time: torch.profiler's top
     operators (self CPU time per step), on a synthetic batch of 8 crops, as a Markdown table."""
     from torch.profiler import ProfilerActivity, profile
@@ -91,7 +94,7 @@ def profile_step(threads: int, steps: int = 3) -> str:
     from nirstream.core.train import load_train_config
 
     torch.set_num_threads(threads)
-    model = build_model(load_model_config("colormamba-lite"))
+    model = build_model(model_config)
     loss = build_loss(load_train_config("colormamba-lite").loss)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     nir, rgb = torch.rand(BATCH, 1, CROP, CROP), torch.rand(BATCH, 3, CROP, CROP)
@@ -130,18 +133,20 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline], cwd=REPO, check=True,
                        capture_output=True)
         try:
+            model_path = worktree / "configs" / "models" / "colormamba-lite.yaml"
+            model_config = load_model_config(model_path)
             table = variants(package_shim(worktree, temp / "old"), package_shim(REPO, temp / "new"))
             names = args.only or list(table)
             rates: dict[str, list[float]] = {name: [] for name in names}
             for round_ in range(args.rounds):
                 for name in names:
-                    rate = samples_per_second(*table[name], args.steps, temp / f"runs-{name}-{round_}")
+                    rate = samples_per_second(*table[name], args.steps, temp / f"runs-{name}-{round_}", model_path)
                     rates[name].append(rate)
                     print(f"round {round_ + 1} {name}: {rate:.1f} samples/s", flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=REPO, check=False)
 
-    model = build_model(load_model_config("colormamba-lite"))
+    model = build_model(model_config)
     counted, scan = forward_flops(model, CROP, CROP, batch=1)
     flops_per_sample = 3 * (counted + scan)
     torch.set_num_threads(2)
@@ -164,7 +169,7 @@ def main() -> None:
         "",
         f"Where a step of `new` goes (torch.profiler, self CPU time, {args.profile_threads} threads, synthetic batch):",
         "",
-        profile_step(args.profile_threads),
+        profile_step(model_config, args.profile_threads),
     ]
     body = f"Baseline {args.baseline}; load average at the end {os.getloadavg()[0]:.2f}.\n\n" + "\n".join(lines)
     print(body)

@@ -142,8 +142,9 @@ def write_report(report: EvalReport, path: str | Path) -> Path:
     return path
 
 
-def contact_sheet(report: EvalReport, path: str | Path) -> Path:
-    """A PNG grid, one row per kept image: NIR | prediction | ground truth, labelled."""
+def contact_sheet(report: EvalReport, path: str | Path, max_width: int | None = None) -> Path:
+    """An image grid (PNG, or JPEG by the file ending), one row per kept image: NIR | prediction |
+    ground truth, labelled; shrunk to ``max_width`` pixels wide when given (large photographs)."""
     rows = []
     for scored in (s for s in report.images if s.images is not None):
         tiles = []
@@ -158,7 +159,11 @@ def contact_sheet(report: EvalReport, path: str | Path) -> Path:
         raise ValueError("no images were kept for the contact sheet (keep_images=0)")
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows]
-    write_image(path, np.concatenate(rows, axis=0))
+    sheet = np.concatenate(rows, axis=0)
+    if max_width is not None and sheet.shape[1] > max_width:
+        height = round(sheet.shape[0] * max_width / sheet.shape[1])
+        sheet = cv2.resize(sheet, (max_width, height), interpolation=cv2.INTER_AREA)
+    write_image(path, sheet)
     return Path(path)
 
 
