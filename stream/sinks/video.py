@@ -93,6 +93,9 @@ class VideoSink:
             )
             stream.width = _even(width)
             stream.height = _even(info.height)
+            if (stream.width, stream.height) != (width, info.height):
+                logger.info(f"{self.path.name}: {width}x{info.height} frames are stored as {stream.width}x{stream.height} "
+                            "(H.264 in yuv420p needs even sizes; the last column or row is repeated)")
             stream.pix_fmt = "yuv420p"
             stream.time_base = TIME_BASE
             stream.codec_context.time_base = TIME_BASE

@@ -394,3 +394,16 @@ def test_an_image_folder_never_replaces_an_existing_image(tmp_path):
     replacing.open(make_info())
     replacing.write(make_frame(0, 0.0))
     assert read_image(tmp_path / "000000.png").shape == (48, 64, 3)
+
+
+def test_an_odd_size_says_once_that_it_is_padded(tmp_path):
+    from loguru import logger
+
+    lines = []
+    handler = logger.add(lines.append, format="{message}")
+    try:
+        write_video(tmp_path / "odd.mp4", [make_frame(i, i / 30, 65, 49) for i in range(3)], make_info(65, 49))
+    finally:
+        logger.remove(handler)
+    padded = [line for line in lines if "stored as 66x50" in line]
+    assert len(padded) == 1 and "65x49" in padded[0]
