@@ -145,9 +145,9 @@ def main() -> None:
         frame_ms, _ = latency_ms(model, FRAME, args.runs)
         (summary,) = run(str(demo_clip()), ["null"], RunConfig(weights=str(path)))
         info = read_metadata(path)["info"]
-        hours = (info.get("training_seconds") or 0) / 3600
+        hours = (info.get("training_seconds_total") or info.get("training_seconds") or 0) / 3600  # in all, continuations too
         sections.append(
-            f"### {name} (`{_shown(path)}`, epoch {info.get('epoch')}, {hours:.1f} h of training)\n\n"
+            f"### {name} (`{_shown(path)}`, epoch {info.get('epoch')}, {hours:.1f} h of training in all)\n\n"
             f"{header}\n" + "\n".join(rows) + "\n\n"
             "Held-out scenes per category, model / gray NIR:\n\n"
             "| category | PSNR (dB) | SSIM | AE (°) | colourfulness ratio |\n| --- | ---: | ---: | ---: | ---: |\n"
