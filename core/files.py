@@ -9,6 +9,15 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def free_path(path: Path) -> Path:
+    """``path`` if nothing is there, else ``name-2.ext``, ``name-3.ext``...: the first name not taken."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success sync it to disk and rename it over ``path``.

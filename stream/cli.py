@@ -13,6 +13,7 @@ from pathlib import Path
 from loguru import logger
 
 from nirstream.core import __version__
+from nirstream.core.files import free_path
 
 DEMO_OUTPUT = "nirstream-demo.mp4"
 
@@ -343,12 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _free_name(path: Path) -> str:
-    """``path``, or ``name-2.mp4``, ``name-3.mp4``... when taken: the demo never replaces an earlier result."""
-    candidate, number = path, 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
-    return str(candidate)
+    """The demo's output name: never an earlier result's (``nirstream-demo-2.mp4``... when taken)."""
+    return str(free_path(path))
 
 
 def _non_negative(text: str) -> int:

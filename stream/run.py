@@ -97,7 +97,7 @@ def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:
         raise SinkError(f"two inputs would both write {shared[0]} (their names differ only in folder or ending)")
     for spec in specs:
         if spec.kind == "video":
-            refuse_to_replace(spec.path, config)
+            refuse_to_replace(spec.path, config.overwrite)
             check_writable(spec.path)
         elif spec.kind == "folder":
             check_writable(spec.path / "image.png")

@@ -16,17 +16,6 @@ def optimizer_step(optimizer: Optimizer, scaler: torch.amp.GradScaler, grad_clip
     scaler.update()
 
 
-def _autocast(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager:
-    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
-
-
-def _amp_dtype(enabled: bool, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU has it (no loss scaling needed), else fp16; none on the CPU."""
-    if not enabled or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def autocast(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager:
     return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
 

@@ -270,7 +270,7 @@ class Trainer:
         # With a GAN, only epochs that trained adversarially compete: the pre-training stage
         # usually scores higher PSNR, but it is not the model the recipe asks for.
         first = self.config.gan.start_epoch if self.adversary is not None else 1
-        improved = epoch >= first and row["val_score"] > self.best.get("val_score", self.best.get("val_psnr", -math.inf))
+        improved = epoch >= first and row["val_score"] > self.best["val_score"]
         if improved:
             self.best = {"epoch": epoch, **{key: value for key, value in row.items() if key.startswith("val_")}}
         train_part = f"train loss {row['train_total']:.4f} | " if "train_total" in row else ""

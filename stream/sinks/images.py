@@ -42,7 +42,7 @@ class ImageSequenceSink:
 
     def write(self, frame: Frame) -> None:
         path = self.folder / self.pattern.format(index=frame.index)
-        refuse_to_replace(path, SinkConfig(overwrite=self.overwrite))
+        refuse_to_replace(path, self.overwrite)
         image = output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth)
         try:
             write_image(path, image)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nirstream.core.files import free_path
 from nirstream.stream.errors import SinkError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov"})
@@ -66,16 +67,12 @@ class SinkSpec:
 def partial_path(path: Path) -> Path:
     """Where a recording is written until it completes: ``out.partial.mp4`` beside ``out.mp4``
     (``out.partial-2.mp4``... when an earlier interrupted run's partial file is still there)."""
-    candidate, number = path.with_name(f"{path.stem}.partial{path.suffix}"), 1
-    while candidate.exists():
-        number += 1
-        candidate = path.with_name(f"{path.stem}.partial-{number}{path.suffix}")
-    return candidate
+    return free_path(path.with_name(f"{path.stem}.partial{path.suffix}"))
 
 
-def refuse_to_replace(path: Path, config: SinkConfig) -> None:
+def refuse_to_replace(path: Path, overwrite: bool) -> None:
     """A one-line SinkError when ``path`` exists and the user did not ask to replace it."""
-    if path.exists() and not config.overwrite:
+    if path.exists() and not overwrite:
         raise SinkError(f"{path} exists: pass --overwrite (or -y) to replace it, or choose another --sink")
 
 

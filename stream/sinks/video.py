@@ -80,7 +80,7 @@ class VideoSink:
         self._bit_depth = info.bit_depth
         self._fps = info.fps if info.fps and info.fps > 0 else DEFAULT_FPS
         width = info.width * (2 if self.side_by_side else 1)
-        refuse_to_replace(self.path, SinkConfig(overwrite=self.overwrite))
+        refuse_to_replace(self.path, self.overwrite)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.written_path = partial_path(self.path)
