@@ -67,3 +67,25 @@ class HSVLoss(LossTerm):
             + (saturation - true_saturation).abs().mean()
             + (value - true_value).abs().mean()
         )
+
+
+class ColourfulnessLoss(LossTerm):
+    """``|C(pred) - C(target)|`` per image, mean over the batch, with C Hasler and Süsstrunk's
+    colourfulness on the [0, 1] scale (about 0.12 for a typical photograph).
+
+    Pixel losses reward the mean of the plausible colours, which is muted: the trained model's
+    outputs are a third less colourful than their ground truth. This term asks for the
+    image's overall colour spread and cast, not for any pixel's colour, so it counters the
+    muting without asking for a certainty the model does not have.
+    """
+
+    def forward(self, pred: Mapping[str, Tensor], target_rgb: Tensor) -> Tensor:
+        return (_colourfulness(pred["rgb"]) - _colourfulness(target_rgb)).abs().mean()
+
+
+def _colourfulness(rgb: Tensor) -> Tensor:
+    r, g, b = rgb.flatten(2).unbind(dim=1)
+    rg, yb = r - g, 0.5 * (r + g) - b
+    eps = COSINE_EPS  # keeps the square roots' gradients finite on gray images
+    spread = torch.sqrt(rg.var(dim=1, unbiased=False) + yb.var(dim=1, unbiased=False) + eps)
+    return spread + 0.3 * torch.sqrt(rg.mean(dim=1) ** 2 + yb.mean(dim=1) ** 2 + eps)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from nirstream.core.errors import ConfigError
-from nirstream.core.losses.color import CosineLoss, HSVLoss
+from nirstream.core.losses.color import ColourfulnessLoss, CosineLoss, HSVLoss
 from nirstream.core.losses.combined import CombinedLoss
 from nirstream.core.losses.histogram import HistogramLoss
 from nirstream.core.losses.lab import ABL1Loss, ABMSELoss
@@ -36,6 +36,7 @@ LOSS_TERMS: dict[str, type[LossTerm]] = {
     "cosine": CosineLoss,
     "ms_ssim": MSSSIMLoss,
     "hsv": HSVLoss,
+    "colourfulness": ColourfulnessLoss,
     "histogram": HistogramLoss,
     "vgg": VGGPerceptualLoss,
     "combined": CombinedLoss,

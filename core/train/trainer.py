@@ -33,7 +33,7 @@ from nirstream.core.config import to_dict
 from nirstream.core.data import PairedDataset
 from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import build_loss
-from nirstream.core.evaluate import METRICS, score_images
+from nirstream.core.evaluate import COLOUR, METRICS, score_images
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.ops import scan_backend
 from nirstream.core.train import distributed
@@ -254,11 +254,15 @@ class Trainer:
 
     def _validate_set(self, dataset: PairedDataset) -> dict[str, float]:
         share = Subset(dataset, range(self.context.rank, len(dataset), self.context.world_size))
-        sums = torch.zeros(len(METRICS) + 1, dtype=torch.float64)
+        names = (*METRICS, *COLOUR)
+        sums = torch.zeros(len(names) + 1, dtype=torch.float64)
         for scored in score_images(self.model, (share[i] for i in range(len(share))), self.device):
-            sums += torch.tensor([scored.metrics[name] for name in METRICS] + [1.0], dtype=torch.float64)
+            sums += torch.tensor([scored.metrics[name] for name in names] + [1.0], dtype=torch.float64)
         sums = distributed.all_reduce_sum(sums, self.context)
-        return {name: float(sums[i] / sums[-1]) for i, name in enumerate(METRICS)}
+        means = {name: float(sums[i] / sums[-1]) for i, name in enumerate(names)}
+        colour, truth = (means.pop(name) for name in COLOUR)
+        means["colorfulness_ratio"] = colour / max(truth, 1e-9)  # muted colour shows as < 1
+        return means
 
     # --- results -----------------------------------------------------------------------
 
@@ -281,13 +285,14 @@ class Trainer:
         )
         score = f" | score {row['val_score']:.3f}" if more else ""
         logger.info(
-            "epoch {}/{}: {}val PSNR {:.3f} SSIM {:.4f} AE {:.3f}{}{}{} | {:.1f} s",
+            "epoch {}/{}: {}val PSNR {:.3f} SSIM {:.4f} AE {:.3f} colourfulness {:.2f}{}{}{} | {:.1f} s",
             epoch,
             self.config.optim.epochs,
             train_part,
             row["val_psnr"],
             row["val_ssim"],
             row["val_ae"],
+            row["val_colorfulness_ratio"],
             more,
             score,
             " (best)" if improved else "",

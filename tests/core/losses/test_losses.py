@@ -12,6 +12,7 @@ from nirstream.core.losses import LOSS_TERMS, build_loss, lsgan_d_loss, lsgan_g_
 from nirstream.core.losses.histogram import soft_histogram
 from nirstream.core.losses.perceptual import VGGPerceptualLoss, vgg19_features
 from nirstream.core.losses.structural import MSSSIMLoss, fitting_window, ms_ssim
+from nirstream.core.metrics.image_quality import colorfulness
 from nirstream.core.models.patchgan import PatchGANDiscriminator
 
 
@@ -44,6 +45,7 @@ SELF_CONTAINED = {
     "cosine": 1.0,
     "ms_ssim": 1.0,
     "hsv": 1.0,
+    "colourfulness": 1.0,
     "histogram": 1.0,
     "histogram_triangular_kl": {"weight": 1.0, "kernel": "triangular", "distance": "kl", "bins": 16},
 }
@@ -76,7 +78,7 @@ def test_term_gradients_flow_and_are_finite(case):
 
 
 def test_gradients_finite_on_flat_and_black_images():
-    loss = build_loss({name: 1.0 for name in ("mse", "l1", "cosine", "ms_ssim", "hsv", "histogram")})
+    loss = build_loss({name: 1.0 for name in ("mse", "l1", "cosine", "ms_ssim", "hsv", "histogram", "colourfulness")})
     target = torch.zeros(1, 3, 48, 48)
     target[..., 24:] = 0.5  # black and gray halves: no hue, no structure
     pred = _outputs(torch.zeros(1, 3, 48, 48), requires_grad=True)
@@ -352,3 +354,17 @@ def test_patchgan_score_depends_only_on_its_patch():
     rows, cols = torch.nonzero(rgb.grad[0].abs().sum(0), as_tuple=True)
     assert rows.max() - rows.min() + 1 == disc.receptive_field
     assert cols.max() - cols.min() + 1 == disc.receptive_field
+
+
+def test_colourfulness_term_is_the_metric_difference_and_pushes_muted_colour_out():
+    target = _smooth_image()
+    gray = target.mean(dim=1, keepdim=True)
+    muted = (gray + 0.5 * (target - gray)).requires_grad_(True)  # half the chroma
+    loss = build_loss({"colourfulness": 1.0})
+    total, _ = loss({"rgb": muted}, target)
+    by_metric = (colorfulness(target) - colorfulness(muted.detach())).abs().mean() / 255.0
+    assert total.item() == pytest.approx(by_metric.item(), rel=0.02)  # the metric is on 8-bit levels
+    total.backward()
+    step = muted.detach() - 0.5 * muted.grad  # a descent step moves away from the gray
+    chroma = lambda image: (image - image.mean(dim=1, keepdim=True)).abs().mean()  # noqa: E731
+    assert chroma(step) > chroma(muted.detach())
