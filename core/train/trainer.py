@@ -25,6 +25,7 @@ import torch
 from loguru import logger
 from torch import Tensor, nn
 from torch.optim import Adam
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -127,6 +128,11 @@ class Trainer:
         optim = config.optim
         self.optimizer = Adam(self.model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
         self.scheduler = LambdaLR(self.optimizer, schedule)
+        self.average = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay), use_buffers=True)
+            if optim.ema_decay is not None
+            else None
+        )
         self.amp_dtype = amp_dtype(config.run.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.adversary = (
@@ -172,6 +178,11 @@ class Trainer:
             if log_sink is not None:
                 logger.remove(log_sink)
         return self.run_dir
+
+    @property
+    def result(self) -> nn.Module:
+        """The weights that are validated and saved: the moving average when ``optim.ema_decay`` is set."""
+        return self.model if self.average is None else self.average.module
 
     # --- one epoch ---------------------------------------------------------------------
 
@@ -233,6 +244,8 @@ class Trainer:
         self.scaler.scale(total).backward()
         optimizer_step(self.optimizer, self.scaler, self.config.optim.grad_clip)
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         if adversary is not None:
             d_loss = adversary.train_step(step, nir, rgb, outputs["rgb"].detach(), self.config.optim.grad_clip)
             if d_loss is not None:
@@ -256,7 +269,7 @@ class Trainer:
         share = Subset(dataset, range(self.context.rank, len(dataset), self.context.world_size))
         names = (*METRICS, *COLOUR)
         sums = torch.zeros(len(names) + 1, dtype=torch.float64)
-        for scored in score_images(self.model, (share[i] for i in range(len(share))), self.device):
+        for scored in score_images(self.result, (share[i] for i in range(len(share))), self.device):
             sums += torch.tensor([scored.metrics[name] for name in names] + [1.0], dtype=torch.float64)
         sums = distributed.all_reduce_sum(sums, self.context)
         means = {name: float(sums[i] / sums[-1]) for i, name in enumerate(names)}
@@ -306,9 +319,9 @@ class Trainer:
             info = {"epoch": epoch, "metrics": {k: row[k] for k in row if k.startswith("val_")}, "config": to_dict(self.config)}
             if self.continues is not None:
                 info["continues"] = self.continues
-            save_weights(self.model, self.run_dir / "last.safetensors", info=info)
+            save_weights(self.result, self.run_dir / "last.safetensors", info=info)
             if improved:
-                save_weights(self.model, self.run_dir / "best.safetensors", info=info)
+                save_weights(self.result, self.run_dir / "best.safetensors", info=info)
 
     def _log_start(self) -> None:
         model_size = sum(p.numel() for p in self.model.parameters())
@@ -356,6 +369,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "average": self.average.state_dict() if self.average is not None else None,
             "adversary": self.adversary.state_dict() if self.adversary is not None else None,
             "best": dict(self.best),
             "continues": self.continues,
@@ -377,6 +391,8 @@ class Trainer:
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.average is not None and checkpoint.get("average") is not None:
+            self.average.load_state_dict(checkpoint["average"])  # else it starts again from these weights
         if checkpoint["scaler"] and self.scaler.is_enabled():
             self.scaler.load_state_dict(checkpoint["scaler"])
         if self.adversary is not None:

@@ -109,6 +109,29 @@ def test_last_weights_equal_the_checkpointed_model(overfit_run):
         assert torch.equal(tensor, checkpoint["model"][name]), name
 
 
+def test_moving_average_is_what_is_validated_and_saved(tmp_path):
+    write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(4)])
+    write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(2)])
+    run_dir = train(make_config(tmp_path / "data", tmp_path / "runs", "ema", "optim.epochs=2", "optim.ema_decay=0.8"))
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    saved = load_model(run_dir / "last.safetensors").state_dict()
+    average = {name.removeprefix("module."): t for name, t in checkpoint["average"].items() if name != "n_averaged"}
+    assert checkpoint["average"]["n_averaged"] > 1
+    assert all(torch.equal(saved[name], average[name]) for name in saved)
+    assert any(not torch.equal(saved[name], checkpoint["model"][name]) for name in saved)
+    val = PairedFolderDataset(tmp_path / "data", "val")
+    with torch.no_grad():
+        model = load_model(run_dir / "last.safetensors").eval()
+        scores = [image_metrics(model(val[i]["nir"][None]).clamp(0, 1), val[i]["rgb"][None]) for i in range(2)]
+    recorded = history(run_dir)[-1]["val_psnr"]
+    assert np.mean([s["psnr"].item() for s in scores]) == pytest.approx(recorded, abs=1e-4)
+
+
+def test_ema_decay_out_of_range_is_a_config_error():
+    with pytest.raises(ConfigError, match="ema_decay"):
+        OptimConfig(ema_decay=1.0)
+
+
 def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch):
     write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(4)])
     write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(2)])
@@ -122,6 +145,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_p
         "gan.enabled=true",
         "gan.discriminator={base_channels: 8, num_layers: 2}",
         "loss.hsv=0.2",
+        "optim.ema_decay=0.9",
     )
     straight = train(make_config(tmp_path / "data", tmp_path / "runs", "straight", *settings))
 
@@ -145,6 +169,7 @@ def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_p
     assert a["epoch"] == b["epoch"] == 2
     assert a["model"].keys() == b["model"].keys()
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert all(torch.equal(a["average"][k], b["average"][k]) for k in a["average"])
     discriminator_a, discriminator_b = a["adversary"]["discriminator"], b["adversary"]["discriminator"]
     assert all(torch.equal(discriminator_a[k], discriminator_b[k]) for k in discriminator_a)
     for state_a, state_b in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
