@@ -1,10 +1,13 @@
 """Recording the colorized stream to a video file through PyAV (FFmpeg).
 
-MP4 and MOV are written fragmented (an empty ``moov`` up front, then a ``moof``+``mdat`` per
-keyframe interval of about one second), so a process killed at any point leaves a file that
-plays up to its last complete fragment. B-frames are off: the frames' own timestamps then
-reach the file unchanged (fragmented MP4 has no edit list to hide a B-frame delay) and the
-encoder holds back no frames, which keeps latency low.
+MP4 and MOV are written fragmented (an empty ``moov`` up front, then a ``moof``+``mdat`` for
+at most one second of video, cut at each keyframe and at the latest after 1 s), each handed
+to the OS as soon as it is complete, so a process killed at any moment leaves a file that
+plays every frame but at most the last second it was given. That needs an encoder that
+holds no frames back: B-frames are off (the frames' own timestamps then reach the file
+unchanged; fragmented MP4 has no edit list to hide a B-frame delay), and x264/x265 run with
+``tune=zerolatency`` (no lookahead, no frame threads), which costs some compression at a
+given ``crf`` and buys a file that is never more than a second behind.
 
 The file is written as ``out.partial.mp4`` beside ``out.mp4`` and renamed to ``out.mp4`` when
 the run ends normally; an interrupted or failed run leaves the partial file, playable, under
@@ -36,8 +39,18 @@ from nirstream.stream.sinks.spec import SinkConfig, partial_path, refuse_to_repl
 TIME_BASE = Fraction(1, 90000)
 """The MPEG clock: fine enough for any camera timestamp, and exact for 30000/1001 fps."""
 
-FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
-"""Muxer options for MP4/MOV: a fragment per keyframe, each handed to the OS once muxed."""
+FRAGMENT_SECONDS = 1.0
+"""The most video a fragment holds: what a killed recording can lose."""
+
+FRAGMENTED_MP4 = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": str(round(FRAGMENT_SECONDS * 1_000_000)),  # microseconds
+    "flush_packets": "1",
+}
+"""Muxer options for MP4/MOV: a fragment per keyframe or second, each handed to the OS once muxed."""
+
+NO_DELAY = {"libx264": {"tune": "zerolatency"}, "libx265": {"tune": "zerolatency"}}
+"""Encoder options that make each frame's packet come out as the frame goes in."""
 
 DEFAULT_FPS = 30.0
 """The nominal rate when the source does not know its own (an image folder, some cameras)."""
@@ -86,10 +99,11 @@ class VideoSink:
             self.written_path = partial_path(self.path)
             options = FRAGMENTED_MP4 if self.path.suffix.lower() in {".mp4", ".mov"} else {}
             self._container = av.open(str(self.written_path), mode="w", options=options)
+            encoder = av.codec.Codec(self.codec, "w").name  # h264 -> libx264
             stream = self._container.add_stream(
                 self.codec,
                 rate=Fraction(self._fps).limit_denominator(1001),
-                options={"crf": str(self.crf), "preset": self.preset},
+                options={"crf": str(self.crf), "preset": self.preset, **NO_DELAY.get(encoder, {})},
             )
             stream.width = _even(width)
             stream.height = _even(info.height)
@@ -146,6 +160,10 @@ class VideoSink:
 
     def _settle(self, complete: bool) -> None:
         """The partial file becomes the output, or stays and says so."""
+        if self._failed:  # frames may have been lost with the write that failed: count what the file holds
+            if self.path.suffix.lower() in {".mp4", ".mov"}:
+                cut_to_last_fragment(self.written_path)
+            self.frames_written = _frames_in(self.written_path)
         if complete:
             self.written_path.replace(self.path)
             self.written_path = self.path
@@ -184,6 +202,46 @@ class VideoSink:
             self.written_path.unlink(missing_ok=True)
 
 
+def cut_to_last_fragment(path: Path) -> None:
+    """Truncate a fragmented MP4 after its last complete ``moof`` + ``mdat`` pair.
+
+    A write that failed part-way (a full disk) leaves half a fragment at the end, which
+    decoders report as invalid data; without it the file ends cleanly on its last whole
+    fragment. Walks the top-level boxes only: a few reads however long the file is.
+    """
+    try:
+        size = path.stat().st_size
+        end = 0  # the end of the last box that may close the file: the header boxes, then each fragment
+        with path.open("rb+") as file:
+            offset, pending_moof = 0, False
+            while offset + 8 <= size:
+                file.seek(offset)
+                header = file.read(16)
+                length, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if length == 1 and len(header) == 16:
+                    length = int.from_bytes(header[8:16], "big")
+                if length < 8 or offset + length > size:
+                    break
+                offset += length
+                if kind == b"moof":
+                    pending_moof = True
+                elif kind == b"mdat" and pending_moof or kind in (b"ftyp", b"moov", b"mfra"):
+                    end, pending_moof = offset, False
+            if end < size:
+                file.truncate(end)
+    except OSError as error:
+        logger.debug(f"could not cut {path} to its last fragment: {error}")
+
+
+def _frames_in(path: Path) -> int:
+    """The video packets a file holds (no decoding), 0 if it cannot be read at all."""
+    try:
+        with av.open(str(path)) as container:
+            return sum(1 for packet in container.demux(video=0) if packet.size)
+    except (OSError, av.FFmpegError):
+        return 0
+
+
 def _even(size: int) -> int:
     return size + size % 2
 
@@ -200,6 +258,8 @@ def _reason(error: BaseException) -> str:
     """A short cause for a one-line message: 'disk full' for ENOSPC, else the OS or FFmpeg text."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return "disk full"
+    if isinstance(error, OSError) and error.errno == errno.EFBIG:
+        return "file too large (a file size limit of the file system or the process)"
     if isinstance(error, OSError) and error.strerror:
         return error.strerror
     return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -198,3 +198,46 @@ def test_two_inputs_that_would_write_one_file_are_refused_before_the_model_loads
     assert code == 2
     assert "two inputs would both write" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def _limit_file_size(limit: int):
+    """A child whose files cannot grow past ``limit`` bytes: writes fail with EFBIG, as a full disk fails with ENOSPC."""
+
+    def apply() -> None:
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    """A 64 kB file system, where this machine lets the tests mount one (root, CAP_SYS_ADMIN)."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=False)
+
+
+@pytest.mark.parametrize("full", ["tmpfs", "file size limit"])
+def test_a_full_disk_ends_with_one_line_and_a_playable_partial_file(tmp_path, weights, full, request):
+    folder = request.getfixturevalue("small_tmpfs") if full == "tmpfs" else tmp_path
+    out = folder / "out.mp4"
+    command = [sys.executable, "-m", "nirstream.stream.cli", "run", "--sink", str(out), "--weights", str(weights)]
+    limit = None if full == "tmpfs" else _limit_file_size(64_000)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, preexec_fn=limit, check=False,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("nirstream: error:")]
+    assert result.returncode == 2, result.stderr[-2000:]
+    partial = folder / "out.partial.mp4"
+    reason = "disk full" if full == "tmpfs" else "file too large"
+    assert len(errors) == 1 and reason in errors[0] and str(partial) in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and not out.exists()
+    kept, _ = read_back(partial)
+    assert 0 < len(kept) < 135  # the demo clip's frames up to the last complete fragment
+    assert f"{len(kept)} frames kept in {partial}" in result.stderr

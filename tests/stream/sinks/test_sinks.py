@@ -2,6 +2,7 @@
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from nirstream.stream.sinks import (
     side_by_side,
 )
 from nirstream.stream.sinks import window as window_module
+
+from conftest import REPOSITORY
 
 RED = (230, 20, 20)
 
@@ -179,39 +182,57 @@ def test_full_disk_is_a_sink_error_and_keeps_what_was_written(tmp_path):
     assert 0 < len(times) <= sink.frames_written
 
 
-def test_killed_writer_leaves_a_playable_file(tmp_path):
+def count_frames(path: Path) -> int:
+    """Decodable frames: PyAV's count, checked against ``ffprobe -count_frames`` where ffmpeg is installed."""
+    frames = len(read_video(path)[0])
+    if shutil.which("ffprobe"):
+        probed = subprocess.run(
+            ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+             "stream=nb_read_frames", "-of", "csv=p=0", str(path)],
+            capture_output=True, text=True, check=True,
+        )
+        assert int(probed.stdout.strip()) == frames
+    return frames
+
+
+@pytest.mark.parametrize("seconds", [1.5, 3.0, 10.0])
+def test_a_recording_killed_at_any_moment_keeps_all_but_at_most_its_last_second(tmp_path, seconds):
+    """SIGKILL after ``seconds`` of the demo clip's real frames were handed to the sink: the file
+    plays every frame but those of at most the last second (one fragment)."""
+    clip = REPOSITORY / "assets" / "demo" / "nir-demo.mp4"
     path = tmp_path / "killed.mp4"
     script = textwrap.dedent(
         f"""
-        import sys, time
-        import numpy as np
+        import itertools, time
+        import av
         from nirstream.stream.frame import Frame, StreamInfo
         from nirstream.stream.sinks import VideoSink
+        with av.open({str(clip)!r}) as container:
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate)
+            pictures = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        height, width = pictures[0].shape[:2]
         sink = VideoSink({str(path)!r})
-        sink.open(StreamInfo("t", 64, 48, 30.0, 8, False))
-        rgb = np.zeros((48, 64, 3), np.uint8)
-        nir = np.zeros((48, 64), np.uint8)
-        i = 0
-        while True:
-            rgb[:] = (i * 7) % 256
-            sink.write(Frame(i, i / 30, 0.0, nir, rgb))
-            i += 1
-            if i == 100:  # a little over 3 s of video
-                print("written", flush=True)
-            if i > 100:
-                time.sleep(0.01)
+        sink.open(StreamInfo("demo", width, height, fps, 8, False))
+        goal = round({seconds} * fps)
+        for index, rgb in zip(range(goal), itertools.cycle(pictures)):
+            sink.write(Frame(index, index / fps, 0.0, rgb[:, :, 0].copy(), rgb))
+        print(goal, fps, flush=True)
+        time.sleep(600)
         """
     )
     child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout.readline().strip() == "written"
+        handed, fps = child.stdout.readline().split()
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+    handed, fps = int(handed), float(fps)
     assert not path.exists()
+    kept = count_frames(tmp_path / "killed.partial.mp4")
+    assert handed - fps <= kept <= handed
     times, _, _ = read_video(tmp_path / "killed.partial.mp4")
-    assert 0 < len(times) <= 200
-    np.testing.assert_allclose(times, [i / 30 for i in range(len(times))], atol=1.5 / 90000)
+    np.testing.assert_allclose(times, [i / fps for i in range(kept)], atol=1.5 / 90000)
 
 
 def test_normal_close_keeps_every_frame(tmp_path):
