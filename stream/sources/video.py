@@ -18,6 +18,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from loguru import logger
 
 from nirstream.core.data.images import nir_to_gray
 from nirstream.stream.errors import SourceError
@@ -28,6 +29,9 @@ NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp
 """URL prefixes read as live network streams."""
 
 _LOW_DELAY = {"fflags": "nobuffer", "flags": "low_delay"}
+
+TRUNCATION_SLACK_FRAMES = 1.5
+"""A file whose frames end this many frame intervals (or 1 %) before its declared duration is cut off."""
 
 
 def is_network_url(spec: str) -> bool:
@@ -99,6 +103,7 @@ class VideoSource(Source):
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "SLICE" if network else "AUTO"
         self._spec = spec
+        self.damaged = 0  # packets skipped because the decoder rejected them
         context = self._stream.codec_context
         bit_depth = 8
         if context.format is not None:
@@ -119,27 +124,83 @@ class VideoSource(Source):
         )
 
     def __iter__(self) -> Iterator[Frame]:
-        """Decode frames in order. A decoder error ends the stream with a one-line SourceError naming
-        the frame reached; a file that ends early (cut off while copying or recording) is an error
-        when the container declares its frame count, and otherwise yields its complete frames."""
-        time_base: Fraction | None = self._stream.time_base
-        index = 0
+        """Decode frames in order, the same way for every container.
+
+        - A packet the decoder rejects in the middle of the input is skipped and counted: the
+          run goes on, and a warning at the end names the file and how many were skipped.
+        - A file that ends early is a :class:`SourceError` once its frames are read: its last
+          packet is cut off (the demuxer flags it), or it holds fewer frames or a shorter
+          duration than its header declares. The frames before the cut are all yielded, so
+          the output keeps them (under a partial name, as for any failed run).
+        - A demuxer that cannot read on (the container itself broken) is a SourceError at once.
+        """
+        read = damaged = 0
+        reason, cut_off, end_seconds = "", False, 0.0
         try:
-            for decoded in self._container.decode(self._stream):
-                pts = float(decoded.pts * time_base) if decoded.pts is not None and time_base else None
+            for packet in self._container.demux(self._stream):
+                if packet.size:  # (the empty packets at the end flush the decoder)
+                    cut_off = packet.is_corrupt  # if it stays the last one: cut off by the end of the file
                 try:
-                    nir = frame_to_nir(decoded)
-                except SourceError as error:
-                    raise SourceError(f"{self._spec}: {error}") from None
-                yield make_frame(index, pts, nir, self.name)
-                index += 1
+                    decoded_frames = packet.decode()
+                except av.error.FFmpegError as error:
+                    damaged, reason = damaged + 1, _reason(error)
+                    continue
+                for decoded in decoded_frames:
+                    pts = self._seconds(decoded.pts)
+                    if pts is not None:
+                        end_seconds = max(end_seconds, pts + self._frame_seconds())
+                    try:
+                        nir = frame_to_nir(decoded)
+                    except SourceError as error:
+                        raise SourceError(f"{self._spec}: {error}") from None
+                    yield make_frame(read, pts, nir, self.name)
+                    read += 1
         except av.error.FFmpegError as error:
-            raise SourceError(
-                f"{self._spec}: corrupt or truncated video after frame {index} ({_reason(error)})"
-            ) from error
+            raise SourceError(f"{self._spec}: unreadable container after frame {read} ({_reason(error)})") from error
+        if self.info.live:
+            self._report_damage(damaged, read, reason)
+            return
+        if cut_off and damaged:
+            damaged -= 1  # the cut-off last packet is the truncation, not damage in the middle
+        self._report_damage(damaged, read, reason)
+        shortfall = self._shortfall(read + damaged, end_seconds, cut_off)
+        if shortfall:
+            raise SourceError(f"{self._spec}: truncated video: read {read} frames, {shortfall}")
+
+    def _seconds(self, pts: int | None) -> float | None:
+        time_base: Fraction | None = self._stream.time_base
+        return float(pts * time_base) if pts is not None and time_base else None
+
+    def _frame_seconds(self) -> float:
+        return 1.0 / self.info.fps if self.info.fps else 0.0
+
+    def _shortfall(self, frames: int, end_seconds: float, cut_off: bool) -> str | None:
+        """How the file falls short of what it declares, or None when it is whole."""
         expected = self.info.frame_count
-        if expected is not None and index < expected and not self.info.live:
-            raise SourceError(f"{self._spec}: truncated video: decoded {index} of {expected} frames")
+        if expected is not None and frames < expected:
+            return f"{expected} declared"
+        declared = self._declared_seconds()
+        slack = max(TRUNCATION_SLACK_FRAMES * self._frame_seconds(), 0.01 * declared) if declared else 0.0
+        if declared is not None and end_seconds and end_seconds < declared - slack:
+            return f"{end_seconds:.1f} s of the {declared:.1f} s declared"
+        return "its last frame is cut off" if cut_off else None
+
+    def _declared_seconds(self) -> float | None:
+        """The video's duration as the header states it: the stream's own, or the container's when
+        the file holds nothing else (a longer audio track must not read as a cut-off video)."""
+        if self._stream.duration and self._stream.time_base:
+            return float(self._stream.duration * self._stream.time_base)
+        if len(self._container.streams) == 1 and self._container.duration:
+            return self._container.duration / av.time_base
+        return None
+
+    def _report_damage(self, damaged: int, read: int, reason: str) -> None:
+        if damaged:
+            self.damaged = damaged
+            logger.warning(
+                f"{self._spec}: {damaged} damaged packets could not be decoded and were skipped "
+                f"({reason}); {read} frames read"
+            )
 
     def close(self) -> None:
         self._container.close()

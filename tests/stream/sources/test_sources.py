@@ -89,9 +89,24 @@ def test_missing_and_corrupt_videos_give_one_line_errors(tmp_path: Path) -> None
         assert "\n" not in str(error.value)
 
 
-def test_truncated_video_is_an_error_or_ends_early(tmp_path: Path, videos) -> None:
-    """Defined behaviour: a cut-off MP4 whose index is at the end fails to open; one with its index
-    first (faststart) fails with 'decoded X of N'; a cut-off MKV yields its complete frames."""
+def _fragmented_mp4(path: Path, count: int) -> Path:
+    """The kind of file nirstream itself records: fragmented MP4, a fragment per second."""
+    from nirstream.stream.frame import Frame, StreamInfo
+    from nirstream.stream.sinks import VideoSink
+
+    sink = VideoSink(path)
+    sink.open(StreamInfo("t", 64, 48, float(RATE), 8, False))
+    for index, pixels in enumerate(random_frames(count, 64, 48, 255, np.uint8)):
+        sink.write(Frame(index, index / RATE, 0.0, pixels, np.repeat(pixels[:, :, None], 3, axis=2)))
+    sink.close()
+    return path
+
+
+def test_a_truncated_video_is_an_error_after_its_frames_in_every_container(tmp_path: Path, videos) -> None:
+    """Cut in half: an MP4 with its index first (faststart) falls short of its declared frame
+    count, an MKV of its declared duration, a fragmented MP4 ends inside a packet; each yields
+    its complete frames, then fails naming the file and the frames read. An MP4 with its index
+    at the end cannot be opened at all."""
     frames = random_frames(20, 64, 48, 255, np.uint8)
     faststart = tmp_path / "faststart.mp4"
     with av.open(str(faststart), "w", options={"movflags": "faststart"}) as container:
@@ -109,29 +124,53 @@ def test_truncated_video_is_an_error_or_ends_early(tmp_path: Path, videos) -> No
         cut_path.write_bytes(data[: len(data) // 2])
         return cut_path
 
-    with pytest.raises(SourceError, match=r"truncated video: decoded \d+ of 20 frames"):
-        with VideoSource(cut(faststart)) as source:
-            list(source)
+    mkv, written = videos["gray16.mkv"]
+    cases = [
+        (cut(faststart), r"20 declared"),
+        (cut(mkv), r"[\d.]+ s of the [\d.]+ s declared"),
+        (cut(_fragmented_mp4(tmp_path / "fragmented.mp4", 3 * RATE)), r"its last frame is cut off"),
+    ]
+    for path, how in cases:
+        decoded = []
+        with pytest.raises(SourceError, match=rf"{path.name}: truncated video: read \d+ frames, {how}") as error:
+            with VideoSource(path) as source:
+                decoded.extend(frame.nir for frame in source)
+        assert decoded and f"read {len(decoded)} frames" in str(error.value)
+        assert "\n" not in str(error.value)
+        if path.name == "cut_gray16.mkv":  # the frames before the cut are the written ones
+            for nir, expected in zip(decoded, written):
+                np.testing.assert_array_equal(nir, expected)
     with pytest.raises(SourceError, match="not a video or corrupt header"):
         VideoSource(cut(videos["gray8.mp4"][0]))
-    path, written = videos["gray16.mkv"]
-    with VideoSource(cut(path)) as source:
-        decoded = [frame.nir for frame in source]
-    assert 0 < len(decoded) < len(written)
-    for nir, expected in zip(decoded, written):
-        np.testing.assert_array_equal(nir, expected)
 
 
-def test_corrupt_data_in_the_middle_names_the_frame(tmp_path: Path, videos) -> None:
-    data = bytearray(videos["gray8.mp4"][0].read_bytes())
-    quarter = len(data) // 4
-    data[quarter : 2 * quarter] = np.random.default_rng(1).bytes(quarter)
-    path = tmp_path / "middle.mp4"
-    path.write_bytes(bytes(data))
-    with pytest.raises(SourceError, match=r"middle.mp4: corrupt or truncated video after frame \d+") as error:
+def test_whole_files_of_every_container_are_not_reported(tmp_path: Path, videos) -> None:
+    for path in (_fragmented_mp4(tmp_path / "whole.mp4", 2 * RATE), videos["gray16.mkv"][0], videos["gray8.mp4"][0]):
         with VideoSource(path) as source:
-            list(source)
-    assert "\n" not in str(error.value)
+            assert sum(1 for _ in source) > 0 and source.damaged == 0
+
+
+def test_damage_in_the_middle_is_skipped_and_counted(tmp_path: Path) -> None:
+    """Packets the decoder rejects are skipped, counted and reported in one warning; the frames
+    around them are all read."""
+    from loguru import logger
+
+    path = _fragmented_mp4(tmp_path / "damaged.mp4", 3 * RATE)
+    data = bytearray(path.read_bytes())
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
+    for position, size in packets[RATE + 3 : RATE + 6]:  # three P-frames inside the second fragment
+        data[position : position + size] = b"\xff" * size
+    path.write_bytes(bytes(data))
+    warnings: list[str] = []
+    handle = logger.add(lambda message: warnings.append(message.record["message"]), level="WARNING")
+    try:
+        with VideoSource(path) as source:
+            read = sum(1 for _ in source)
+    finally:
+        logger.remove(handle)
+    assert source.damaged == 3 and read == 3 * RATE - 3
+    assert len(warnings) == 1 and "damaged.mp4: 3 damaged packets" in warnings[0] and f"{read} frames read" in warnings[0]
 
 
 def test_file_without_video_stream(tmp_path: Path) -> None:
