@@ -1,15 +1,26 @@
-"""The pipeline: source, colorizer and sinks in threads joined by bounded queues.
+"""The pipeline: source, colorizer and each sink in threads joined by bounded queues.
 
 ```
-Source --Frame--> [inbox] --> Colorizer --Frame(+rgb)--> [outbox] --> Sink(s)
-(thread)          policy       (thread)                   policy       (thread)
+Source --Frame--> [inbox] --> Colorizer --Frame(+rgb)--> [outbox] --> fan-out --> [queue] --> Sink 1
+(thread)          policy       (thread)                   policy      (thread)     policy      (thread)
+                                                                                   [queue] --> Sink 2 ...
 ```
 
 Each queue has a named policy: ``block`` (no frame lost: the default for files) or
 ``drop_oldest`` (the freshest frame, bounded latency: the default for live sources); every
-dropped frame is counted. Shutdown, whether at the end of the input, on SIGINT/SIGTERM, on a
-sink asking to quit or on an error in any stage, drains the frames in flight, closes every
-sink (flushing encoders) and returns a :class:`~nirstream.stream.stats.Summary`.
+dropped frame is counted. Every sink has its own thread and queue, so a slow one (a slow
+disk, an encoder falling behind, a window) never holds up the others:
+
+- sinks that show the stream (``shows_latest``: a window, the live preview) keep one frame
+  and always show the freshest;
+- recording sinks keep every frame of a file input (``block``); with a live source they hold
+  up to :data:`LIVE_RECORDING_BUFFER_S` of frames, and drop (counted for that sink, said in
+  the summary) only if the source outruns them for longer.
+
+A frame counts as written when every sink has written or dropped it. Shutdown, whether at
+the end of the input, on SIGINT/SIGTERM, on a sink asking to quit or on an error in any stage,
+drains the frames in flight, closes every sink (flushing encoders) and returns a
+:class:`~nirstream.stream.stats.Summary`.
 """
 
 import signal
@@ -27,6 +38,9 @@ from nirstream.stream.sources.base import Source
 from nirstream.stream.stats import Stage, StageClock, Summary
 
 POLICIES = ("block", "drop_oldest")
+
+LIVE_RECORDING_BUFFER_S = 1.0
+"""How much video a recording sink of a live source may fall behind before it drops frames."""
 
 
 class ColorizeStage(Protocol):
@@ -52,19 +66,22 @@ class FrameQueue:
         self._abandoned = False
         self._cond = threading.Condition()
 
-    def put(self, item: Frame) -> None:
-        """Add ``item``; ``block`` waits for room, ``drop_oldest`` evicts the oldest."""
+    def put(self, item: Frame) -> Frame | None:
+        """Add ``item``; ``block`` waits for room, ``drop_oldest`` evicts the oldest and returns it.
+        After :meth:`abandon` nothing is added and ``item`` itself comes back."""
+        evicted = None
         with self._cond:
             while len(self._items) >= self.capacity and not self._abandoned:
                 if self.policy == "drop_oldest":
-                    self._items.popleft()
+                    evicted = self._items.popleft()
                     self.dropped += 1
                     break
                 self._cond.wait(0.05)
             if self._abandoned:  # the consumer failed: nobody will read this
-                return
+                return item
             self._items.append(item)
             self._cond.notify_all()
+        return evicted
 
     def get(self) -> Frame:
         with self._cond:
@@ -82,12 +99,14 @@ class FrameQueue:
             self._closed = True
             self._cond.notify_all()
 
-    def abandon(self) -> None:
-        """The consumer has failed: drop what is queued and let producers stop waiting."""
+    def abandon(self) -> list[Frame]:
+        """The consumer has failed: drop what is queued (returned) and let producers stop waiting."""
         with self._cond:
             self._abandoned = True
+            items = list(self._items)
             self._items.clear()
             self._cond.notify_all()
+            return items
 
     def drain(self) -> Iterator[Frame]:
         while True:
@@ -100,9 +119,12 @@ class FrameQueue:
 class Pipeline:
     """Runs one source through the colorizer into one or more sinks.
 
-    ``policy`` (``None``: ``drop_oldest`` for live sources, ``block`` otherwise) applies to
-    both queues. ``max_frames`` stops after that many captured frames. ``on_frame`` is called
-    from the sink thread after each written frame (progress bars, live stats lines).
+    ``policy`` (``None``: ``drop_oldest`` for live sources, ``block`` otherwise) applies to the
+    queues before the sinks and to the recording sinks' own queues; ``capacity`` is their size
+    (a live recording's queue holds ``recording_buffer_s`` of frames, at least ``capacity``).
+    ``max_frames`` stops after that many captured frames. ``on_frame`` is called, from the sink
+    thread that finishes it, after each frame every sink has written or dropped (progress
+    bars, live stats lines).
     """
 
     def __init__(
@@ -115,11 +137,21 @@ class Pipeline:
         policy: str | None = None,
         max_frames: int | None = None,
         on_frame: Callable[[Frame, "Pipeline"], None] | None = None,
+        recording_buffer_s: float = LIVE_RECORDING_BUFFER_S,
     ) -> None:
         self.source, self.stage, self.sinks = source, stage, sinks
-        policy = policy or ("drop_oldest" if source.info.live else "block")
+        live = source.info.live
+        policy = policy or ("drop_oldest" if live else "block")
         self.inbox = FrameQueue("capture->colorize", capacity, policy)
         self.outbox = FrameQueue("colorize->sinks", capacity, policy)
+        recording = max(capacity, round(recording_buffer_s * (source.info.fps or 30.0))) if live else capacity
+        self.sink_queues = [
+            FrameQueue(name, 1, "drop_oldest")
+            if getattr(sink, "shows_latest", False)
+            else FrameQueue(name, recording, policy)
+            for sink, name in zip(sinks, sink_names(sinks))
+        ]
+        self.sink_written = [0] * len(sinks)
         self.max_frames = max_frames
         self.on_frame = on_frame
         self.stop = threading.Event()
@@ -127,6 +159,8 @@ class Pipeline:
         self.captured = 0
         self.written = 0
         self._errors: list[BaseException] = []
+        self._pending: dict[int, int] = {}  # id(frame): sinks yet to write or drop it
+        self._lock = threading.Lock()
 
     # --- stages -------------------------------------------------------------------------
 
@@ -154,21 +188,50 @@ class Pipeline:
         finally:
             self.outbox.close()
 
-    def _write(self) -> None:
+    def _fan_out(self) -> None:
+        """Hand each colorized frame to every sink's queue."""
         try:
             for frame in self.outbox.drain():
-                for sink in self.sinks:
-                    sink.write(frame)
-                frame.stamp(Stage.WRITTEN)
-                self.written += 1
-                self.clock.record(frame)
-                if self.on_frame is not None:
-                    self.on_frame(frame, self)
-                if any(getattr(sink, "quit_requested", False) for sink in self.sinks):
-                    self.stop.set()
+                with self._lock:
+                    self._pending[id(frame)] = len(self.sinks)
+                for queue in self.sink_queues:
+                    evicted = queue.put(frame)
+                    if evicted is not None:  # dropped by this sink, or refused by a failed one
+                        self._finish(evicted)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
             self.outbox.abandon()
+        finally:
+            for queue in self.sink_queues:
+                queue.close()
+
+    def _write(self, index: int) -> None:
+        sink, queue = self.sinks[index], self.sink_queues[index]
+        try:
+            for frame in queue.drain():
+                sink.write(frame)
+                self.sink_written[index] += 1
+                self._finish(frame)
+                if getattr(sink, "quit_requested", False):
+                    self.stop.set()
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+            for frame in queue.abandon():
+                self._finish(frame)
+
+    def _finish(self, frame: Frame) -> None:
+        """One sink is done with ``frame``; the last one stamps it written and reports it."""
+        with self._lock:
+            left = self._pending[id(frame)] - 1
+            if left:
+                self._pending[id(frame)] = left
+                return
+            del self._pending[id(frame)]
+            frame.stamp(Stage.WRITTEN)
+            self.written += 1
+            self.clock.record(frame)
+            if self.on_frame is not None:
+                self.on_frame(frame, self)
 
     @staticmethod
     def _stamped(frames: Iterator[Frame], stage: Stage) -> Iterator[Frame]:
@@ -185,10 +248,9 @@ class Pipeline:
     def run(self) -> Summary:
         """Run to the end of the input (or a stop), close everything, and summarise."""
         started = time.monotonic()
-        threads = [
-            threading.Thread(target=target, name=f"nirstream-{name}", daemon=True)
-            for name, target in (("capture", self._capture), ("colorize", self._colorize), ("sinks", self._write))
-        ]
+        stages = [("capture", self._capture), ("colorize", self._colorize), ("fan-out", self._fan_out)]
+        stages += [(f"sink-{i}", lambda i=i: self._write(i)) for i in range(len(self.sinks))]
+        threads = [threading.Thread(target=target, name=f"nirstream-{name}", daemon=True) for name, target in stages]
         previous = _install_stop_handlers(self.stop)
         finished = False  # every stage ran to its end: nothing raised here (a sink's open, Ctrl-C)
         try:
@@ -210,6 +272,7 @@ class Pipeline:
             captured=self.captured,
             written=self.written,
             dropped={q.name: q.dropped for q in (self.inbox, self.outbox)},
+            sinks={q.name: {"written": n, "dropped": q.dropped} for q, n in zip(self.sink_queues, self.sink_written)},
             seconds=time.monotonic() - started,
             latencies=self.clock.latencies(),
             interrupted=self.stop.is_set() and not self._errors,
@@ -247,3 +310,12 @@ def _install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
 def _restore_handlers(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+def sink_names(sinks: list[Sink]) -> list[str]:
+    """A name per sink for summaries: its file or folder, else its kind; repeated names numbered."""
+    names = [
+        str(getattr(sink, "path", None) or getattr(sink, "folder", None) or type(sink).__name__.removesuffix("Sink").lower())
+        for sink in sinks
+    ]
+    return [f"{name} {names[:i].count(name) + 1}" if names.count(name) > 1 else name for i, name in enumerate(names)]

@@ -60,7 +60,12 @@ class StageClock:
 
 @dataclass
 class Summary:
-    """What one pipeline run did: frames in, out, dropped, throughput and latency."""
+    """What one pipeline run did: frames in, out, dropped, throughput and latency.
+
+    ``dropped`` counts the frames lost to every output (the queues before the sinks);
+    ``sinks`` what each sink wrote and dropped on its own (a preview skipping to the freshest
+    frame, a recording that fell behind a live source).
+    """
 
     name: str
     captured: int
@@ -70,6 +75,7 @@ class Summary:
     fps: float
     latencies: dict[str, dict[str, float]] = field(default_factory=dict)
     interrupted: bool = False
+    sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # per sink: frames written and dropped
 
     @classmethod
     def build(cls, *, seconds: float, written: int, **fields) -> "Summary":
@@ -88,4 +94,7 @@ class Summary:
         ]
         for stage, p in self.latencies.items():
             lines.append(f"  {stage:<12}{p['p50']:9.1f}{p['p95']:9.1f}{p['p99']:9.1f}")
+        for sink, counts in self.sinks.items():
+            if counts["dropped"]:
+                lines.append(f"  {sink}: {counts['written']} frames written, {counts['dropped']} dropped (it fell behind)")
         return "\n".join(lines)

@@ -12,6 +12,10 @@ class Sink(Protocol):
     written, so a recording stays playable however the run ended. ``complete`` says whether the
     run ended normally: a file sink then moves its output into place, and otherwise keeps it
     under a name that says it is partial.
+
+    A sink that shows the stream rather than recording it sets ``shows_latest = True``: the
+    pipeline then gives it only the freshest frame and never waits for it. A sink may set
+    ``quit_requested`` to stop the run (a window's q).
     """
 
     def open(self, info: StreamInfo) -> None: ...

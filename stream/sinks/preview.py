@@ -54,6 +54,8 @@ class PreviewSink:
     ``port=0`` picks a free port; ``port`` and ``url`` give the one bound after ``open``.
     """
 
+    shows_latest = True  # the pipeline hands it the freshest frame and never waits for it
+
     def __init__(
         self, host: str = "127.0.0.1", port: int = PREVIEW_PORT, *, side_by_side: bool = SinkConfig.side_by_side, quality: int = 80
     ) -> None:

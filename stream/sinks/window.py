@@ -21,6 +21,8 @@ NO_DISPLAY = "no display available for the window sink"
 class WindowSink:
     """Shows each frame (NIR | RGB by default) and polls the keyboard once per frame."""
 
+    shows_latest = True  # the pipeline hands it the freshest frame and never waits for it
+
     def __init__(self, title: str = "nirstream", side_by_side: bool = SinkConfig.side_by_side) -> None:
         self.title = title
         self.side_by_side = side_by_side

@@ -76,17 +76,48 @@ def test_file_source_under_a_slow_sink_loses_nothing_and_keeps_order_and_pts():
     assert set(summary.latencies) == {"queue", "colorize", "sink", "end_to_end"}
 
 
-def test_live_source_under_a_slow_sink_drops_frames_and_bounds_latency():
+class ShowSink(ListSink):
+    """A sink that shows the stream (a window, the preview): it wants the freshest frame."""
+
+    shows_latest = True
+
+
+def test_live_source_under_a_slow_recording_drops_for_that_sink_and_bounds_latency():
     source, sink = FakeSource(150, live=True, fps=300.0), ListSink(delay=0.02)
-    summary = Pipeline(source, Gray(), [sink], capacity=2).run()
-    assert summary.total_dropped > 50  # the sink keeps up with about 50 fps of 300
-    assert summary.captured == 150 and summary.written + summary.total_dropped == 150
+    summary = Pipeline(source, Gray(), [sink], capacity=2, recording_buffer_s=0.05).run()
+    counts = summary.sinks["list"]
+    assert counts["dropped"] > 50  # the sink keeps up with about 50 fps of 300
+    assert summary.captured == 150 and counts["written"] + counts["dropped"] + summary.total_dropped == 150
     indices = [i for i, _ in sink.frames]
     assert indices == sorted(indices) and indices[-1] >= 140  # the freshest frames get through
-    # At most two queues of two frames wait ahead of a frame, each about one sink write (20 ms):
-    # about 100 ms. Without dropping, the last frames would wait for all 150 writes (3 s); the
-    # bound sits far from both so that a busy machine cannot fail it.
-    assert summary.latencies["end_to_end"]["p99"] < 1000
+    assert "list: " in summary.table() and "dropped (it fell behind)" in summary.table()
+    # A frame waits behind at most the 15-frame buffer, each about one sink write (20 ms): about
+    # 300 ms. Without dropping, the last frames would wait for all 150 writes (3 s); the bound
+    # sits far from both so that a busy machine cannot fail it.
+    assert summary.latencies["end_to_end"]["p99"] < 2000
+
+
+def test_a_slow_sink_never_slows_the_others():
+    """Counts, not times: a sink that sleeps gets few frames (it shows the freshest) or drops for
+    itself (a live recording), while the other sinks get every frame."""
+    recording, window = ListSink(), ShowSink(delay=0.2)
+    summary = Pipeline(FakeSource(50), Gray(), [recording, window]).run()
+    assert [i for i, _ in recording.frames] == list(range(50))  # a file: the recording keeps every frame
+    assert len(window.frames) < 25 and summary.sinks["show"]["dropped"] > 25  # it skipped to the freshest
+    assert summary.written == 50 and summary.total_dropped == 0
+
+    slow, fast, shown = ListSink(delay=0.02), ListSink(), ShowSink()
+    summary = Pipeline(FakeSource(150, live=True, fps=300.0), Gray(), [slow, fast, shown], recording_buffer_s=0.05).run()
+    assert [i for i, _ in fast.frames] == list(range(150))  # not one frame lost to the slow recording
+    assert summary.sinks["list 1"]["dropped"] > 50 and summary.sinks["list 2"]["dropped"] == 0
+    assert len(shown.frames) > 100  # the window kept up too
+
+
+def test_a_slow_recording_of_a_file_loses_nothing():
+    slow, fast = ListSink(delay=0.003), ListSink()
+    summary = Pipeline(FakeSource(60), Gray(), [slow, fast], capacity=2).run()
+    assert slow.frames == fast.frames and len(slow.frames) == 60
+    assert all(counts == {"written": 60, "dropped": 0} for counts in summary.sinks.values())
 
 
 def test_several_sinks_each_get_every_frame():
