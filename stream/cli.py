@@ -222,7 +222,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         source = str(demo_clip())
         sinks = sinks or [_free_name(Path(DEMO_OUTPUT))]
         logger.info(f"no --source: colorizing the bundled demo clip {source}")
-    summaries = run(source, sinks or [], config, summary_json=args.summary_json)
+    bars = sys.stderr.isatty() and not args.log_json
+    summaries = run(source, sinks or [], config, summary_json=args.summary_json, bars=bars)
     if any(summary.interrupted for summary in summaries):
         return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
     return 0
@@ -312,8 +313,13 @@ def configure_logging(debug: bool, as_json: bool) -> None:
     (its ``[ WARN:...]`` lines before nirstream's one-line errors) only with ``debug``."""
     logger.remove()
     fmt = "<green>{time:HH:mm:ss}</green> <level>{level: <7}</level> {message}"
-    logger.add(sys.stderr, level="DEBUG" if debug else "INFO", serialize=as_json,
-               format=fmt, colorize=None if not as_json else False)
+    if sys.stderr.isatty() and not as_json:  # through tqdm, so that a line never breaks a progress bar
+        from tqdm import tqdm
+
+        logger.add(lambda line: tqdm.write(line, end="", file=sys.stderr), level="DEBUG" if debug else "INFO",
+                   format=fmt, colorize=True)
+    else:
+        logger.add(sys.stderr, level="DEBUG" if debug else "INFO", serialize=as_json, format=fmt, colorize=False)
     from cv2.utils import logging as opencv_logging
 
     opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_WARNING if debug else opencv_logging.LOG_LEVEL_ERROR)

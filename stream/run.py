@@ -2,18 +2,16 @@
 
 This is where the pipeline is assembled in one visible place: the model (given weights, a
 shipped model, or an untrained config for latency work), the colorizer, and for each input its source,
-its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`. Files get one progress bar with
-ETA for the whole batch; live sources get a stats line every few seconds.
+its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`, reported by
+:class:`~nirstream.stream.progress.Progress`.
 """
 
 import json
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 from loguru import logger
-from tqdm import tqdm
 
 from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
 from nirstream.core.device import resolve_device
@@ -21,20 +19,20 @@ from nirstream.core.models import build_model, load_model_config
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
-from nirstream.stream.frame import Frame
 from nirstream.stream.pipeline import Pipeline
+from nirstream.stream.progress import Progress
 from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.errors import SinkError
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
 from nirstream.stream.stats import Summary
 
-STATS_EVERY_S = 5.0
 
-
-def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None) -> list[Summary]:
+def run(
+    source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_json: Path | None = None, bars: bool = False
+) -> list[Summary]:
     """Colorize every input ``source_spec`` names into ``sink_specs`` (none: the null sink, with a
-    warning); return one summary per input."""
+    warning); return one summary per input. ``bars``: progress bars (a terminal), else log lines."""
     inputs = expand_inputs(source_spec)
     specs = [parse_sink(text) for text in sink_specs or ["null"]]  # a bad --sink fails before anything opens
     # Inputs and outputs first: a missing file or camera, or an output that would replace an
@@ -50,11 +48,7 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
         raise
     if not sink_specs:
         logger.warning("no --sink: the colorized frames are not kept (add --sink out.mp4, a folder/, or preview)")
-    total = sum(s.info.frame_count or 0 for s in sources) if all(s.info.frame_count for s in sources) else None
-    if config.max_frames is not None and total is not None:
-        total = min(total, config.max_frames * len(sources))
-    live = any(s.info.live for s in sources)
-    bar = tqdm(total=total, unit="frame", disable=live or not sys.stderr.isatty(), dynamic_ncols=True)
+    progress = Progress(sources, max_frames=config.max_frames, bars=bars)
     summaries, outputs = [], []
     try:
         for source, targets in zip(sources, per_input):
@@ -65,17 +59,20 @@ def run(source_spec: str, sink_specs: list[str], config: RunConfig, *, summary_j
             pipeline = Pipeline(
                 source, colorizer, sinks,
                 capacity=config.queue.capacity, policy=config.queue.policy,
-                max_frames=config.max_frames, on_frame=_Reporter(bar, source.info.live),
+                max_frames=config.max_frames, on_frame=progress,
             )
-            summary = pipeline.run()
+            progress.start(source)
+            try:
+                summary = pipeline.run()
+            finally:
+                progress.end(pipeline.written)
             summaries.append(summary)
-            bar.clear()
             # through the log: with --log-json the summary is one JSON object (its fields under "extra")
             logger.bind(summary=asdict(summary)).info(summary.table())
             if summary.interrupted:
                 break
     finally:
-        bar.close()
+        progress.close()
         for source in sources:
             source.close()
     if summary_json is not None:
@@ -123,28 +120,6 @@ def pick_model(config: RunConfig):
         f"for latency and throughput only). Shipped models: {', '.join(shipped_models()) or 'none'}"
     )
     return build_model(model_config).eval()
-
-
-class _Reporter:
-    """Advances the batch progress bar, or logs a stats line every few seconds for live input."""
-
-    def __init__(self, bar: tqdm, live: bool) -> None:
-        self.bar, self.live = bar, live
-        self.last = time.monotonic()
-        self.frames_at_last = 0
-
-    def __call__(self, frame: Frame, pipeline: Pipeline) -> None:
-        self.bar.update(1)
-        now = time.monotonic()
-        if self.live and now - self.last >= STATS_EVERY_S:
-            fps = (pipeline.written - self.frames_at_last) / (now - self.last)
-            latency = pipeline.clock.latencies().get("end_to_end", {})
-            dropped = pipeline.inbox.dropped + pipeline.outbox.dropped
-            logger.info(
-                f"{pipeline.written} frames, {fps:.1f} fps, latency p50 {latency.get('p50', 0):.0f} ms "
-                f"p99 {latency.get('p99', 0):.0f} ms, {dropped} dropped"
-            )
-            self.last, self.frames_at_last = now, pipeline.written
 
 
 def _write_summaries(summaries: list[Summary], path: Path) -> None:

@@ -221,21 +221,52 @@ def test_memory_stays_flat_over_a_long_stream():
     assert growth < 0.05, f"resident memory grew {growth:.1%} after warm-up"
 
 
-def test_live_runs_log_a_stats_line():
+def _logged_lines(run, monkeypatch) -> list[str]:
+    """What ``run()`` logs with progress lines due at every frame."""
     from loguru import logger
 
-    from nirstream.stream import run as run_module
+    from nirstream.stream import progress
 
-    lines = []
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    lines: list[str] = []
     handler = logger.add(lines.append, format="{message}")
     try:
-        run_module.STATS_EVERY_S, previous = 0.0, run_module.STATS_EVERY_S
-        reporter = run_module._Reporter(run_module.tqdm(disable=True), live=True)
-        Pipeline(FakeSource(5, live=True, fps=500.0), Gray(), [ListSink()], on_frame=reporter).run()
+        run()
     finally:
-        run_module.STATS_EVERY_S = previous
         logger.remove(handler)
+    return lines
+
+
+def test_live_runs_log_a_stats_line(monkeypatch):
+    from nirstream.stream.progress import Progress
+
+    def run():
+        source = FakeSource(5, live=True, fps=500.0)
+        progress = Progress([source], max_frames=None, bars=False)
+        progress.start(source)
+        Pipeline(source, Gray(), [ListSink()], on_frame=progress).run()
+        progress.close()
+
+    lines = _logged_lines(run, monkeypatch)
     assert any("fps" in line and "latency p50" in line and "dropped" in line for line in lines)
+
+
+def test_file_runs_without_a_terminal_log_progress_with_eta_per_input_and_for_the_batch(monkeypatch):
+    from nirstream.stream.progress import Progress
+
+    def run():
+        sources = [FakeSource(6), FakeSource(4)]
+        progress = Progress(sources, max_frames=None, bars=False)
+        for source in sources:
+            progress.start(source)
+            pipeline = Pipeline(source, Gray(), [ListSink(delay=0.002)], on_frame=progress)
+            pipeline.run()
+            progress.end(pipeline.written)
+        progress.close()
+
+    lines = _logged_lines(run, monkeypatch)
+    assert any(line.startswith("fake: 3/6 frames") and "ETA" in line and "(input 1 of 2, batch ETA" in line for line in lines)
+    assert any(line.startswith("fake: 4/4 frames") and "(input 2 of 2" in line for line in lines)
 
 
 def test_a_sink_that_fails_to_open_closes_the_ones_already_open():
