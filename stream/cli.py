@@ -121,6 +121,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
                      help="replace output files that exist (without it a run refuses to start rather than destroy one)")
     _add_overrides(run, "engine.tile=384")
     run.add_argument("--max-frames", type=_non_negative, help="stop after N frames per input")
+    run.add_argument("--resize", metavar="WxH",
+                     help="scale every frame to WxH before colorizing (images of mixed sizes into one video)")
     run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
     run.set_defaults(handler=run_pipeline)
 
@@ -215,6 +217,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         config.sink.overwrite = True
     if args.max_frames is not None:
         config.max_frames = args.max_frames
+    if args.resize is not None:
+        config.resize = args.resize
     source, sinks = args.source, args.sinks
     if source is None:
         from nirstream.core.assets import demo_clip

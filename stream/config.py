@@ -38,6 +38,7 @@ class RunConfig:
     weights: str | None = None
     model: str | None = None
     max_frames: int | None = None
+    resize: str | None = None  # WIDTHxHEIGHT: every frame scaled to it before colorizing
     engine: ColorizerConfig = field(default_factory=ColorizerConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)

@@ -20,7 +20,8 @@ class Frame:
     the colorizer. ``pts`` is the presentation time in seconds from the container or the
     camera clock (None when the input has none); ``captured_at`` is ``time.monotonic()`` when
     the frame entered the pipeline: its :attr:`Stage.CAPTURED` stamp. ``stamps`` holds the
-    later stages' times.
+    later stages' times. ``name`` is the input file the frame was read from where every frame
+    is a file of its own (an image folder): image sinks name their outputs after it.
     """
 
     index: int
@@ -30,6 +31,7 @@ class Frame:
     rgb: np.ndarray | None = None
     stamps: dict[Stage, float] = field(default_factory=dict)
     source: str = ""
+    name: str = ""
 
     def stamp(self, stage: Stage) -> None:
         """Record that the frame reaches ``stage`` now, on the monotonic clock."""

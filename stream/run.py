@@ -25,6 +25,7 @@ from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.errors import SinkError
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
 from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
+from nirstream.stream.sources.resize import ResizedSource, parse_size
 from nirstream.stream.stats import Summary
 
 
@@ -37,7 +38,10 @@ def run(
     specs = [parse_sink(text) for text in sink_specs or ["null"]]  # a bad --sink fails before anything opens
     # Inputs and outputs first: a missing file or camera, or an output that would replace an
     # existing file, fails at once, before seconds of model loading.
+    size = parse_size(config.resize) if config.resize else None
     sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
+    if size is not None:
+        sources = [ResizedSource(source, size) for source in sources]
     try:
         per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
         check_outputs([spec for targets in per_input for spec in targets], config.sink)

@@ -4,6 +4,7 @@ OpenCV decodes and encodes (PNG, JPEG, TIFF, 8 and 16 bit); this module hides it
 and turns its silent failures (``None``, ``False``) into :class:`DataError` naming the file.
 """
 
+import contextlib
 from pathlib import Path
 
 import cv2
@@ -74,6 +75,8 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     """Encode an RGB (H×W×3) or gray (H×W) uint8/uint16 image; the format follows the file ending.
 
     Parent folders are created, so an output path can name a folder that does not exist yet.
+    The file appears whole or not at all: it is written under a temporary name beside it and
+    renamed, so a killed process never leaves half an image.
     """
     path = Path(path)
     if image.dtype not in _DTYPE_MAX:
@@ -87,8 +90,12 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
         raise DataError(f"cannot write image {path}: unsupported file ending {path.suffix!r}") from error
     if not ok:
         raise DataError(f"cannot write image {path}: encoding as {path.suffix!r} failed")
+    partial = path.with_name(f".{path.name}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(encoded.tobytes())
+        partial.write_bytes(encoded.tobytes())
+        partial.replace(path)
     except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
         raise DataError(f"cannot write image {path}: {error.strerror or error}") from error

@@ -1,4 +1,4 @@
-"""Writing each colorized frame as its own image file, named by the frame index."""
+"""Writing each colorized frame as its own image file, named after its input image or its index."""
 
 from pathlib import Path
 
@@ -11,11 +11,14 @@ from nirstream.stream.sinks.compose import output_image
 
 
 class ImageSequenceSink:
-    """One file per frame in ``folder``; ``pattern`` is formatted with ``index`` (the frame index).
+    """One file per frame in ``folder``, each the size of its frame.
 
-    The format follows the pattern's file ending (PNG by default, lossless). Every file is
-    complete when ``write`` returns, so there is nothing to finalise at close. An image already
-    in the folder under a frame's name is never replaced unless ``overwrite``.
+    A frame read from an image file is saved under that file's name (``drive_0042.tif`` ->
+    ``drive_0042.png``; two inputs that differ only in their ending keep it: ``a_tif.png``);
+    other frames (from a video or a camera) are named by ``pattern``, formatted with ``index``.
+    The format follows the pattern's file ending (PNG by default, lossless). Every file appears
+    whole when ``write`` returns (see :func:`write_image`), so there is nothing to finalise at
+    close. An image already in the folder is never replaced unless ``overwrite``.
     """
 
     def __init__(
@@ -32,6 +35,7 @@ class ImageSequenceSink:
         self.overwrite = overwrite
         self.frames_written = 0
         self._bit_depth: int | None = None
+        self._used: set[str] = set()
 
     def open(self, info: StreamInfo) -> None:
         self._bit_depth = info.bit_depth
@@ -41,7 +45,7 @@ class ImageSequenceSink:
             raise SinkError(f"cannot create image folder {self.folder}: {error.strerror or error}") from error
 
     def write(self, frame: Frame) -> None:
-        path = self.folder / self.pattern.format(index=frame.index)
+        path = self.folder / self._file_name(frame)
         refuse_to_replace(path, self.overwrite)
         image = output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth)
         try:
@@ -49,6 +53,17 @@ class ImageSequenceSink:
         except DataError as error:
             raise SinkError(str(error)) from error
         self.frames_written += 1
+
+    def _file_name(self, frame: Frame) -> str:
+        ending = Path(self.pattern).suffix or ".png"
+        if not frame.name:
+            return self.pattern.format(index=frame.index)
+        name = Path(frame.name)
+        file_name = name.stem + ending
+        if file_name in self._used:  # a.png and a.tif in one folder
+            file_name = f"{name.stem}_{name.suffix.lstrip('.')}{ending}"
+        self._used.add(file_name)
+        return file_name
 
     def close(self, complete: bool = True) -> None:
         """Nothing to finalise: each file was written whole."""

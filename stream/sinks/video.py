@@ -87,12 +87,14 @@ class VideoSink:
         self._first_pts: float | None = None
         self._last_ticks = -1
         self._failed = False
+        self._size = (0, 0)  # width, height of the pictures it takes: the first frame's
 
     def open(self, info: StreamInfo) -> None:
         """Create the file, set up the encoder and write the header, so that a bad path or codec fails here."""
         self._bit_depth = info.bit_depth
         self._fps = info.fps if info.fps and info.fps > 0 else DEFAULT_FPS
         width = info.width * (2 if self.side_by_side else 1)
+        self._size = (width, info.height)
         refuse_to_replace(self.path, self.overwrite)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +129,15 @@ class VideoSink:
     def write(self, frame: Frame) -> None:
         if self._container is None or self._stream is None:
             raise SinkError(f"video sink {self.path} is not open")
-        image = _pad_to_even(output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth))
+        image = output_image(frame, side_by_side_view=self.side_by_side, bit_depth=self._bit_depth)
+        if image.shape[:2] != self._size[::-1]:  # the run fails, and its frames so far are kept as partial
+            width, height = self._size[0] // (2 if self.side_by_side else 1), self._size[1]
+            raise SinkError(
+                f"{frame.name or f'frame {frame.index}'} is {frame.nir.shape[1]}x{frame.nir.shape[0]} but the video "
+                f"{self.path.name} is {width}x{height}: a video has one frame size; pass --resize {width}x{height}, "
+                f"or write an image folder (--sink {self.path.stem}/)"
+            )
+        image = _pad_to_even(image)
         video_frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         video_frame.pts = self._ticks(frame)
         video_frame.time_base = TIME_BASE

@@ -38,7 +38,7 @@ class Source(ABC):
         self.close()
 
 
-def make_frame(index: int, pts: float | None, nir: np.ndarray, source: str) -> Frame:
+def make_frame(index: int, pts: float | None, nir: np.ndarray, source: str, name: str = "") -> Frame:
     """Stamp a frame with the monotonic time it entered the pipeline, the origin of all latencies."""
     now = time.monotonic()
-    return Frame(index=index, pts=pts, captured_at=now, nir=nir, source=source)
+    return Frame(index=index, pts=pts, captured_at=now, nir=nir, source=source, name=name)

@@ -1,8 +1,11 @@
 """Image sequences as a stream: a folder, a glob or a list of PNG/TIFF/JPEG files, in natural order.
 
 Images keep their bit depth (8-bit as uint8, 16-bit as uint16); NIR saved with three channels
-is reduced to one. A sequence is one stream, so every image must match the first one's size
-and bit depth: a mismatch is a one-line error naming the file, not a silent resize.
+is reduced to one. Each frame keeps its own size and the name of its file, so a folder of
+images of different sizes colorizes into an image folder with every output the size of its
+input and named after it; a video, which has one frame size, refuses them (see ``--resize``).
+Every image must have the first one's bit depth. An image that cannot be read is skipped,
+counted and reported in one warning at the end, as damaged video packets are.
 """
 
 import glob
@@ -11,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from loguru import logger
 
 from nirstream.core.data.images import IMAGE_EXTENSIONS, nir_to_gray, read_image
 from nirstream.core.errors import DataError
@@ -67,39 +71,55 @@ def list_images(spec: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 class ImageSource(Source):
-    """Frames from image files, ``pts = index / fps`` (the sequence has no clock of its own)."""
+    """Frames from image files, ``pts = index / fps`` (the sequence has no clock of its own).
+
+    ``info`` has the first readable image's size; :attr:`damaged` counts the images skipped.
+    """
 
     def __init__(self, images: str | Path | Iterable[str | Path], *, fps: float = 30.0) -> None:
         self.paths = list_images(images)
         self.name = str(images) if isinstance(images, (str, Path)) else str(self.paths[0].parent)
-        first = self._read(self.paths[0])
-        self._first: np.ndarray | None = first
+        self.damaged = 0
+        self._reasons: list[str] = []
+        first = None
+        for start, path in enumerate(self.paths):
+            first = self._read(path)
+            if first is not None:
+                break
+        if first is None:
+            raise SourceError(f"none of the {len(self.paths)} images of {self.name} can be read ({self._reasons[0]})")
+        self._start, self._first = start, first
         height, width = first.shape
         bit_depth = 8 if first.dtype == np.uint8 else 16
-        self.info = StreamInfo(self.name, width, height, float(fps), bit_depth, False, len(self.paths))
+        self.info = StreamInfo(self.name, width, height, float(fps), bit_depth, False, len(self.paths) - start)
 
-    @staticmethod
-    def _read(path: Path) -> np.ndarray:
+    def _read(self, path: Path) -> np.ndarray | None:
+        """The image as NIR, or None (counted) when it cannot be read."""
         try:
             return nir_to_gray(read_image(path))
         except DataError as error:
-            raise SourceError(str(error)) from error
+            self.damaged += 1
+            self._reasons.append(str(error))
+            return None
 
     def __iter__(self) -> Iterator[Frame]:
-        expected = (self.info.height, self.info.width)
-        for index, path in enumerate(self.paths):
-            if index == 0 and self._first is not None:
+        index = 0
+        for position, path in enumerate(self.paths[self._start :]):
+            if position == 0 and self._first is not None:
                 nir, self._first = self._first, None
             else:
                 nir = self._read(path)
-            if nir.shape != expected:
-                raise SourceError(
-                    f"image {path} is {nir.shape[1]}x{nir.shape[0]} but the sequence is "
-                    f"{expected[1]}x{expected[0]}: all images of one source must have the same size"
-                )
+                if nir is None:
+                    continue
             if (nir.dtype == np.uint8) != (self.info.bit_depth == 8):
                 raise SourceError(
                     f"image {path} is {nir.dtype.itemsize * 8}-bit but the sequence is "
                     f"{self.info.bit_depth}-bit: all images of one source must have the same bit depth"
                 )
-            yield make_frame(index, index / self.info.fps, nir, self.name)
+            yield make_frame(index, index / self.info.fps, nir, self.name, name=path.name)
+            index += 1
+        if self.damaged:
+            logger.warning(
+                f"{self.name}: {self.damaged} of {len(self.paths)} images could not be read and were "
+                f"skipped (first: {self._reasons[0]})"
+            )

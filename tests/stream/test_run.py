@@ -241,3 +241,52 @@ def test_a_full_disk_ends_with_one_line_and_a_playable_partial_file(tmp_path, we
     kept, _ = read_back(partial)
     assert 0 < len(kept) < 135  # the demo clip's frames up to the last complete fragment
     assert f"{len(kept)} frames kept in {partial}" in result.stderr
+
+
+def _mixed_folder(root: Path) -> Path:
+    """Three NIR images of different sizes (one odd) and one that is not an image at all."""
+    from nirstream.core.data.images import write_image
+
+    folder = root / "drive"
+    rng = np.random.default_rng(3)
+    for name, (width, height) in {"cam_a_001.png": (64, 48), "cam_b_001.tif": (50, 38), "cam_a_002.png": (64, 48)}.items():
+        write_image(folder / name, rng.integers(0, 256, (height, width), dtype=np.uint8))
+    (folder / "cam_a_003.png").write_bytes(b"not a png")
+    return folder
+
+
+def test_images_of_mixed_sizes_go_to_an_image_folder_each_at_its_size_and_name(tmp_path, weights, capsys):
+    from nirstream.core.data.images import read_image
+
+    folder = _mixed_folder(tmp_path)
+    out = tmp_path / "colour"
+    assert main(["run", "--source", str(folder), "--sink", f"{out}/", "--weights", str(weights)]) == 0
+    sizes = {path.name: read_image(path).shape for path in out.iterdir()}
+    assert sizes == {"cam_a_001.png": (48, 64, 3), "cam_a_002.png": (48, 64, 3), "cam_b_001.png": (38, 50, 3)}
+    err = capsys.readouterr().err
+    assert "1 of 4 images could not be read and were skipped" in err and "cam_a_003.png" in err
+
+
+def test_images_of_mixed_sizes_into_a_video_suggest_resize_which_works(tmp_path, weights, capsys):
+    folder = _mixed_folder(tmp_path)
+    out = tmp_path / "drive.mp4"
+    assert main(["run", "--source", str(folder), "--sink", str(out), "--weights", str(weights)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nirstream: error:")]
+    assert len(errors) == 1 and "cam_b_001.tif is 50x38 but the video drive.mp4 is 64x48" in errors[0]
+    assert "--resize 64x48" in errors[0] and not out.exists()
+    assert main(["run", "--source", str(folder), "--sink", str(out), "--weights", str(weights), "--resize", "64x48"]) == 0
+    stamps, size = read_back(out)
+    assert len(stamps) == 3 and size == (64, 48)
+    assert main(["run", "--source", str(folder), "--sink", "null", "--weights", str(weights), "--resize", "64by48"]) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_resized_source_keeps_bit_depth_and_timestamps():
+    from nirstream.stream.sources import TestSource
+    from nirstream.stream.sources.resize import ResizedSource
+
+    source = ResizedSource(TestSource(64, 48, frames=3, bit_depth=16), (32, 24))
+    frames = list(source)
+    assert (source.info.width, source.info.height) == (32, 24)
+    assert all(f.nir.shape == (24, 32) and f.nir.dtype == np.uint16 for f in frames)
+    assert [f.index for f in frames] == [0, 1, 2]

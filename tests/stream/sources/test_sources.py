@@ -217,8 +217,8 @@ def test_image_folder_keeps_depth_and_reduces_channels(tmp_path: Path) -> None:
 def test_image_source_errors(tmp_path: Path) -> None:
     write_image(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     write_image(tmp_path / "b.png", np.zeros((8, 9), np.uint8))
-    with pytest.raises(SourceError, match=r"b.png is 9x8 but the sequence is 8x8"):
-        list(ImageSource(tmp_path))
+    frames = list(ImageSource(tmp_path))  # each frame keeps its size and its file's name
+    assert [(f.name, f.nir.shape) for f in frames] == [("a.png", (8, 8)), ("b.png", (8, 9))]
     write_image(tmp_path / "deep" / "a.png", np.zeros((8, 8), np.uint8))
     write_image(tmp_path / "deep" / "b.png", np.zeros((8, 8), np.uint16))
     with pytest.raises(SourceError, match="same bit depth"):
@@ -231,8 +231,10 @@ def test_image_source_errors(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="input not found"):
         ImageSource([tmp_path / "missing.png"])
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(SourceError, match="cannot decode image"):
+    with pytest.raises(SourceError, match="none of the 1 images .* can be read .*cannot decode image"):
         ImageSource([tmp_path / "broken.png"])
+    with ImageSource([tmp_path / "broken.png", tmp_path / "a.png"]) as source:  # skipped, counted
+        assert [f.name for f in source] == ["a.png"] and source.damaged == 1 and source.info.frame_count == 1
 
 
 def test_testsrc_is_deterministic_and_moves() -> None:
