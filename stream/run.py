@@ -15,6 +15,7 @@ from loguru import logger
 
 from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
 from nirstream.core.device import resolve_device
+from nirstream.core.errors import NirstreamError
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer
@@ -68,6 +69,12 @@ def run(
             progress.start(source)
             try:
                 summary = pipeline.run()
+            except NirstreamError as error:  # the one error line also says what was kept, and where
+                kept = [f"{_frames(sink.frames_written)} kept in {sink.written_path}" for sink in sinks
+                        if getattr(sink, "written_path", None) is not None and sink.written_path.exists()]
+                if kept and kept[0] not in str(error):
+                    error.args = (f"{error} ({'; '.join(kept)})",)
+                raise
             finally:
                 progress.end(pipeline.written)
             summaries.append(summary)
@@ -124,6 +131,10 @@ def pick_model(config: RunConfig):
         f"for latency and throughput only). Shipped models: {', '.join(shipped_models()) or 'none'}"
     )
     return build_model(model_config).eval()
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame" + ("" if count == 1 else "s")
 
 
 def _write_summaries(summaries: list[Summary], path: Path) -> None:

@@ -237,6 +237,7 @@ def test_a_full_disk_ends_with_one_line_and_a_playable_partial_file(tmp_path, we
     partial = folder / "out.partial.mp4"
     reason = "disk full" if full == "tmpfs" else "file too large"
     assert len(errors) == 1 and reason in errors[0] and str(partial) in errors[0], result.stderr[-2000:]
+    assert errors[0].endswith("frames kept in {})".format(partial))  # the last line says what survived
     assert "Traceback" not in result.stderr and not out.exists()
     kept, _ = read_back(partial)
     assert 0 < len(kept) < 135  # the demo clip's frames up to the last complete fragment
