@@ -116,7 +116,7 @@ def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
     batch = colorizer.tile_batch or 1
     calls = -(-tiles // batch)
     padded = calls * batch if colorizer.fixed_batch else tiles  # TensorRT runs full batches only
-    return padded * sum(forward_flops(colorizer.model, config.tile, config.tile))
+    return padded * sum(forward_flops(colorizer.model, config.tile_size, config.tile_size))
 
 
 def bench_one(
@@ -148,7 +148,7 @@ def bench_one(
     return BenchResult(
         model=name, backend=config.backend, precision=colorizer.precision, width=width, height=height,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        tile=config.tile, tile_batch=colorizer.tile_batch, frames=len(latencies), fps=fps,
+        tile=colorizer.tile_choice(*scaled_size(height, width, config.fast_scale)).tile, tile_batch=colorizer.tile_batch, frames=len(latencies), fps=fps,
         latency_p50_ms=statistics.median(latencies), latency_p99_ms=_percentile(latencies, 99),
         gpu_memory_mib=memory, gflops_per_frame=flops / 1e9, peak_tflops=peak,
         floor_ms=flops / (peak * 1e12) * 1e3, fraction_of_peak=flops * fps / (peak * 1e12),

@@ -33,8 +33,12 @@ from .autotune import choose_half_precision, largest_fitting_batch
 from .backends import HALF_DTYPES, make_backend
 from .normalize import Levels, normalize
 from .guided import downscale, guided_upsample, scaled_size
+from .memory import TileChoice, budget_bytes, choose_tile, measure_bytes_per_pixel
 from .temporal import ChromaSmoother
 from .tiling import Tiler, check_tiling
+
+AUTO_TILE = 640
+"""``tile: auto``: the tile edge where frames are tiled (CUDA; the CPU above its memory budget)."""
 
 CPU_TILE_BATCH = 4
 """``tile_batch: auto`` on the CPU: memory is not the limit there, and larger batches do not run faster."""
@@ -59,11 +63,12 @@ class ColorizerConfig:
     and keeps the faster one whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on
     the CPU. ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
     ``tensorrt`` (engines cached in ``engine_cache``, default ``~/.cache/nirstream/engines``).
-    ``tile`` 0 runs whole frames; otherwise frames larger than ``tile`` run in tiles of
-    ``tile × tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the
-    largest batch that fits in GPU memory, measured). The default 640 runs frames up to 640 px
-    (a 640x512 NIR camera) whole: with 256 a 480x320 frame took six overlapping tiles and 2-3x
-    the CPU time of one pass, for the same output. ``warmup`` runs a dummy frame before the first
+    ``tile`` 0 runs whole frames; a number runs frames larger than it in tiles of ``tile ×
+    tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the largest
+    batch that fits in GPU memory, measured). ``auto`` (the default) decides per frame size
+    (:mod:`.memory`): 640-px tiles on CUDA, whole frames on the CPU while their measured
+    memory fits ``memory_budget_gb`` (``null``: half the memory available), 640-px tiles above
+    it; the choice is logged once per size. Tiles cost a CPU 2.5-3x at 720p for the same output. ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
     ``temporal`` smooths chroma across frames (off by default; :mod:`.temporal`).
     ``fast_scale`` below 1 is the fast mode: the model runs on the frame scaled by it and a
@@ -75,13 +80,19 @@ class ColorizerConfig:
     backend: Literal["eager", "compile", "tensorrt"] = "eager"
     engine_cache: str | None = None
     channels_last: bool = False
-    tile: int = 640
+    tile: int | str = "auto"
+    memory_budget_gb: float | None = None
     overlap: int = 64
     tile_batch: int | str = 4
     levels: Levels = field(default_factory=Levels)
     warmup: bool = True
     fast_scale: float = 1.0
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
+
+    @property
+    def tile_size(self) -> int:
+        """The tile edge whenever frames are tiled (0: never)."""
+        return AUTO_TILE if self.tile == "auto" else self.tile
 
     def __post_init__(self) -> None:
         for name, allowed in [
@@ -95,11 +106,13 @@ class ColorizerConfig:
             raise ConfigError(f"colorizer fast_scale must be in (0, 1], got {self.fast_scale}")
         if self.tile_batch != "auto" and not (isinstance(self.tile_batch, int) and self.tile_batch >= 1):
             raise ConfigError(f"colorizer tile_batch must be a number >= 1 or auto, got {self.tile_batch!r}")
-        if self.tile < 0:
-            raise ConfigError(f"colorizer needs tile >= 0, got {self.tile}")
-        if self.tile:
+        if self.tile != "auto" and not (isinstance(self.tile, int) and self.tile >= 0):
+            raise ConfigError(f"colorizer tile must be a number >= 0 or auto, got {self.tile!r}")
+        if self.memory_budget_gb is not None and not self.memory_budget_gb > 0:
+            raise ConfigError(f"colorizer memory_budget_gb must be > 0 or null, got {self.memory_budget_gb}")
+        if self.tile_size:
             try:
-                check_tiling(self.tile, self.overlap)
+                check_tiling(self.tile_size, self.overlap)
             except ValueError as exc:
                 raise ConfigError(f"colorizer: {exc}") from exc
 
@@ -122,9 +135,9 @@ class Colorizer:
                 # A TensorRT engine takes minutes to build per input shape: feed it full batches only.
                 # torch.compile and CUDA graphs record a short last batch once, cheaply, and
                 # filling it up would cost compute on every frame (6 tiles at batch 4 run as 8).
-                Tiler(self.config.tile, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
+                Tiler(self.config.tile_size, self.config.overlap, tile_batch if isinstance(tile_batch, int) else CPU_TILE_BATCH,
                       self._align, fixed_batch=self.config.backend == "tensorrt")
-                if self.config.tile
+                if self.config.tile_size
                 else None
             )
         except ValueError as exc:
@@ -140,6 +153,9 @@ class Colorizer:
             else None
         )
         self._warmed: set[tuple[int, int]] = set()
+        self._tile_choices: dict[tuple[int, int], TileChoice] = {}
+        self._bytes_per_pixel: float | None = None
+        self._measured = False
         self._pinned: dict[tuple[tuple[int, ...], torch.dtype], list[tuple[Tensor, Tensor]]] = {}
         self._slot = 0
 
@@ -260,7 +276,7 @@ class Colorizer:
         if self._tune_batch:
             self._tune_batch = False
             if tiles > 1:
-                tile = torch.zeros((1, 1, self.config.tile, self.config.tile), device=self.device)
+                tile = torch.zeros((1, 1, self.config.tile_size, self.config.tile_size), device=self.device)
                 dtype = HALF_DTYPES.get(self.precision) if self.precision != "auto" else torch.float16
                 self._tiler.tile_batch = largest_fitting_batch(
                     lambda n: self._eager(tile.expand(n, -1, -1, -1), dtype), most=tiles
@@ -291,9 +307,28 @@ class Colorizer:
     def tiles_per_frame(self, height: int, width: int) -> int:
         """Tiles the model runs on for a ``height×width`` frame: 1 when the frame runs whole."""
         size = scaled_size(height, width, self.config.fast_scale)
-        if self._tiler is None or max(size) <= self.config.tile:
+        if not self.tile_choice(*size).tile:
             return 1
         return len(self._tiler.plan(*size, self.device, self._phase(*size)).boxes)
+
+    def tile_choice(self, height: int, width: int) -> TileChoice:
+        """Whether the model runs a ``height×width`` input whole or tiled, and why (logged once per size)."""
+        key = (height, width)
+        if key not in self._tile_choices:
+            tile = self.config.tile
+            if tile == "auto":
+                if self.device.type == "cpu" and max(height, width) > AUTO_TILE and not self._measured:
+                    self._bytes_per_pixel, self._measured = measure_bytes_per_pixel(self.model), True
+                choice = choose_tile(
+                    height, width, device_type=self.device.type, tile=AUTO_TILE, bytes_per_pixel=self._bytes_per_pixel,
+                    budget_bytes=budget_bytes(self.config.memory_budget_gb),
+                )
+                logger.info(f"engine.tile auto at {width}x{height}: {choice.reason}")
+            else:
+                tiled = tile if tile and max(height, width) > tile else 0
+                choice = TileChoice(tiled, f"engine.tile = {tile}")
+            self._tile_choices[key] = choice
+        return self._tile_choices[key]
 
     def _autocast(self, dtype: torch.dtype | None) -> AbstractContextManager:
         return torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
@@ -312,7 +347,7 @@ class Colorizer:
             full = normalize(raw, self.config.levels)
             x = self._scaled(full)
             with self._autocast(dtype):
-                if self._tiler is not None and max(x.shape[-2:]) > self.config.tile:
+                if self.tile_choice(*x.shape[-2:]).tile:
                     rgb = self._tiler(self._forward, x, self._phase(*x.shape[-2:]))
                 else:  # a frame within one tile runs whole: the same result, without padding work
                     rgb = self._forward(x)
@@ -331,7 +366,8 @@ class Colorizer:
         """
         if self._align == 1:
             return (0, 0)
-        whole, tiled = self.model.pad_offset(height, width), self.model.pad_offset(self.config.tile, self.config.tile)
+        tile = self.config.tile_size
+        whole, tiled = self.model.pad_offset(height, width), self.model.pad_offset(tile, tile)
         return ((whole[0] - tiled[0]) % self._align, (whole[1] - tiled[1]) % self._align)
 
     def _forward(self, x: Tensor) -> Tensor:

@@ -72,3 +72,42 @@ def test_compile_backend_on_cpu_matches_eager(tiny_model):
     eager = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0)).colorize(_frame(0, nir))
     compiled = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, backend="compile")).colorize(_frame(0, nir))
     assert np.abs(compiled.rgb.astype(int) - eager.rgb.astype(int)).max() <= 1
+
+
+def test_tile_auto_is_a_deterministic_function_of_the_measurements():
+    from nirstream.stream.colorizer.memory import choose_tile
+
+    def choose(height, width, device="cpu", bpp=200.0, budget=1e9):
+        return choose_tile(height, width, device_type=device, tile=640, bytes_per_pixel=bpp, budget_bytes=budget)
+
+    assert choose(720, 1280).tile == 0 and "of the 954 MB memory budget (200 B/pixel measured)" in choose(720, 1280).reason
+    assert choose(720, 1280, budget=1e8).tile == 640  # 184 MB needed
+    assert choose(512, 640, budget=1.0).tile == 0  # one tile's worth runs whole whatever the budget
+    assert choose(720, 1280, bpp=None).tile == 640  # nothing measured: tiles, as before
+    assert choose(720, 1280, device="cuda").tile == 640  # fixed shapes for the compiled backends
+    assert choose(720, 1280) == choose(720, 1280)
+
+
+def test_tile_auto_runs_whole_frames_on_the_cpu_within_the_budget_and_tiles_above_it(tiny_model, monkeypatch):
+    from nirstream.stream.colorizer import colorizer as colorizer_module
+
+    monkeypatch.setattr(colorizer_module, "AUTO_TILE", 64)  # a tiny model's frames: 96x80 is "large"
+    monkeypatch.setattr(colorizer_module, "measure_bytes_per_pixel", lambda model: 1000.0)
+    nir = (np.indices((80, 96)).sum(axis=0) % 256).astype(np.uint8)
+    whole = Colorizer(tiny_model, ColorizerConfig(device="cpu", overlap=16, memory_budget_gb=1.0))
+    tiled = Colorizer(tiny_model, ColorizerConfig(device="cpu", overlap=16, memory_budget_gb=1e-6))
+    assert whole.tile_choice(80, 96).tile == 0 and whole.tiles_per_frame(80, 96) == 1
+    assert tiled.tile_choice(80, 96).tile == 64 and tiled.tiles_per_frame(80, 96) > 1
+    reference = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0)).colorize(_frame(0, nir)).rgb
+    np.testing.assert_array_equal(whole.colorize(_frame(0, nir)).rgb, reference)
+    difference = np.abs(tiled.colorize(_frame(0, nir)).rgb.astype(int) - reference).mean()
+    assert difference <= 2.0  # tiles blend to the whole frame's colours (the seam test bounds them closely)
+
+
+def test_the_memory_of_a_whole_frame_is_measured_where_linux_allows(tiny_model):
+    from nirstream.stream.colorizer.memory import measure_bytes_per_pixel
+
+    measured = measure_bytes_per_pixel(tiny_model, probe=(256, 320))
+    if measured is None:
+        pytest.skip("no /proc/self/status or glibc here")
+    assert 0 < measured < 100_000  # bytes per pixel: the probe ran and resident memory grew
