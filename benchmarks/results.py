@@ -33,7 +33,34 @@ def machine() -> str:
     except OSError:
         pass
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"{cpu}, {os.cpu_count()} cores{gpu}; torch {torch.__version__}, Python {platform.python_version()}"
+    return (
+        f"{cpu} ({cpu_features()}), {os.cpu_count()} cores{gpu}; torch {torch.__version__}, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def cpu_features() -> str:
+    """The vector and matrix extensions that decide CPU speed here: AMX, AVX-512 (with bf16), AVX2."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+        else:
+            return "flags unknown"
+    except OSError:
+        return "flags unknown"
+    named = {"amx_tile": "AMX", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 bf16", "avx2": "AVX2"}
+    have = [label for flag, label in named.items() if flag in flags]
+    return ", ".join(have) if have else "no AVX2"
+
+
+def load() -> str:
+    """The 1-minute load average against the core count: how busy the machine was."""
+    try:
+        return f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    except OSError:
+        return "unknown"
 
 
 def update_section(name: str, title: str, body: str) -> None:

@@ -32,6 +32,8 @@ from typing import Any, Protocol
 
 from loguru import logger
 
+from nirstream.core.metrics.temporal import CDCMeter
+
 from nirstream.stream.frame import Frame
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sources.base import Source
@@ -159,6 +161,7 @@ class Pipeline:
         self.captured = 0
         self.written = 0
         self._errors: list[BaseException] = []
+        self.flicker = CDCMeter()  # the output's colour flicker, for the summary
         self._pending: dict[int, int] = {}  # id(frame): sinks yet to write or drop it
         self._lock = threading.Lock()
 
@@ -192,6 +195,8 @@ class Pipeline:
         """Hand each colorized frame to every sink's queue."""
         try:
             for frame in self.outbox.drain():
+                if frame.rgb is not None:
+                    self.flicker.add(frame.rgb)
                 with self._lock:
                     self._pending[id(frame)] = len(self.sinks)
                 for queue in self.sink_queues:
@@ -276,6 +281,7 @@ class Pipeline:
             seconds=time.monotonic() - started,
             latencies=self.clock.latencies(),
             interrupted=self.stop.is_set() and not self._errors,
+            cdc=self.flicker.value,
         )
 
     def _close_all(self, finished: bool) -> None:

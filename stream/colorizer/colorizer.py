@@ -46,9 +46,11 @@ CPU_TILE_BATCH = 4
 
 @dataclass
 class TemporalConfig:
-    """Chroma smoothing across frames: an exponential average that resets on cuts and follows motion."""
+    """Chroma smoothing across frames: an exponential average that resets on cuts and follows motion
+    (``flow``: along the NIR's optical flow; see :class:`.temporal.ChromaSmoother`)."""
 
     enabled: bool = False
+    flow: bool = True
     alpha: float = 0.6
     cut_threshold: float = 0.1
     motion_threshold: float = 0.05
@@ -148,7 +150,7 @@ class Colorizer:
         self._net = None if self.precision == "auto" else self._make_net()
         temporal = self.config.temporal
         self._smoother = (
-            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold)
+            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold, flow=temporal.flow)
             if temporal.enabled
             else None
         )

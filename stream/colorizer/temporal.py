@@ -13,8 +13,10 @@ gamut. Lab would be more perceptual but needs a nonlinear round trip per pixel p
 
 from collections.abc import Iterable
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 # BT.601 luma weights; Cb and Cr are the blue and red differences scaled to [-0.5, 0.5].
@@ -42,11 +44,17 @@ def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
 class ChromaSmoother:
     """Exponential moving average of chroma over frames, with luma taken from the current frame.
 
-    Per pixel, ``chroma = alpha * chroma_prev + (1 - alpha) * chroma_now`` where the scene is
-    static; where the NIR changed by more than ``motion_threshold`` since the previous frame
-    the current chroma is taken as is, so a moving object carries its own colour instead of
-    smearing the old one. The NIR, not the colorizer's output, decides motion: it is the
-    measured signal, while the output's luma carries the model's own frame-to-frame noise.
+    Per pixel, ``chroma = alpha * chroma_prev + (1 - alpha) * chroma_now`` where the previous
+    frame matches; where the NIR differs by more than ``motion_threshold`` the current chroma
+    is taken as is, so a moving object carries its own colour instead of smearing the old one.
+    The NIR, not the colorizer's output, decides: it is the measured signal, while the
+    output's luma carries the model's own frame-to-frame noise.
+
+    With ``flow`` the previous frame is first moved onto the current one along the optical
+    flow of the NIR (OpenCV's DIS, from the current frame back to the previous one), so a pan,
+    a zoom or a moving car is averaged along its motion instead of being left unsmoothed; the
+    NIR warp error then marks what the flow could not match (occlusions, new content). Without
+    it, only pixels that did not move are averaged.
 
     A frame whose mean absolute NIR change exceeds ``cut_threshold`` is a scene cut: for that
     batch element the state restarts from the current frame. The test is a tensor op (no host
@@ -59,7 +67,9 @@ class ChromaSmoother:
     is clamped to [0, 1], which only happens when luma itself changed between frames.
     """
 
-    def __init__(self, alpha: float = 0.6, cut_threshold: float = 0.1, motion_threshold: float = 0.05) -> None:
+    def __init__(
+        self, alpha: float = 0.6, cut_threshold: float = 0.1, motion_threshold: float = 0.05, flow: bool = False
+    ) -> None:
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"alpha must be in [0, 1), got {alpha}")
         if cut_threshold <= 0.0 or motion_threshold <= 0.0:
@@ -69,6 +79,8 @@ class ChromaSmoother:
         self.alpha = alpha
         self.cut_threshold = cut_threshold
         self.motion_threshold = motion_threshold
+        self.flow = flow
+        self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST) if flow else None
         self._chroma: Tensor | None = None
         self._nir: Tensor | None = None
 
@@ -91,6 +103,10 @@ class ChromaSmoother:
         if prev_chroma is None or prev_chroma.shape != chroma.shape or prev_chroma.device != chroma.device:
             smoothed = chroma
         else:
+            if self._dis is not None:
+                grid = self._flow_grid(nir, prev_nir)
+                prev_chroma = _warp(prev_chroma, grid)
+                prev_nir = _warp(prev_nir, grid)
             change = (nir - prev_nir).abs()
             is_cut = change.mean(dim=(1, 2, 3), keepdim=True) > self.cut_threshold
             is_static = (change <= self.motion_threshold) & ~is_cut
@@ -100,6 +116,29 @@ class ChromaSmoother:
         self._chroma, self._nir = smoothed, nir
         out = ycbcr_to_rgb(torch.cat((ycbcr[:, :1], smoothed), dim=1)).clamp_(0.0, 1.0)
         return out.to(rgb.dtype)
+
+
+    def _flow_grid(self, nir: Tensor, prev_nir: Tensor) -> Tensor:
+        """``B×H×W×2`` sampling grid (grid_sample's [-1, 1] units) that moves the previous frame onto the current."""
+        height, width = nir.shape[-2:]
+        grids = []
+        for now, before in zip(_as_8bit(nir), _as_8bit(prev_nir)):
+            flow = self._dis.calc(now, before, None)  # per current pixel: where it was in the previous frame
+            ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+            x = (xs + flow[..., 0]) * (2.0 / max(width - 1, 1)) - 1.0
+            y = (ys + flow[..., 1]) * (2.0 / max(height - 1, 1)) - 1.0
+            grids.append(torch.from_numpy(np.stack((x, y), axis=-1)))
+        return torch.stack(grids).to(nir.device)
+
+
+def _as_8bit(nir: Tensor) -> list[np.ndarray]:
+    """``B×1×H×W`` [0, 1] NIR as 8-bit host images, the input DIS flow takes."""
+    return list(nir[:, 0].mul(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy())
+
+
+def _warp(image: Tensor, grid: Tensor) -> Tensor:
+    """Sample ``image`` at ``grid`` (bilinear, edges repeated where the flow points outside)."""
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
 
 
 def _chroma_8bit(rgb: np.ndarray) -> np.ndarray:

@@ -316,3 +316,10 @@ def test_a_stop_ends_a_live_recording_normally_but_cuts_a_file_short():
     assert Pipeline(FakeSource(10_000, on_frame=interrupt), Gray(), [recorded]).run().interrupted
     assert live.complete is True  # a camera has no end but the user's stop
     assert recorded.complete is False  # a file input stopped early: the output says it is partial
+
+
+def test_the_summary_reports_the_outputs_colour_flicker():
+    steady = Pipeline(FakeSource(8), Gray(), [ListSink()]).run()
+    assert steady.cdc is not None and steady.cdc > 0  # the fake frames' gray level changes every frame
+    assert Pipeline(FakeSource(4), Gray(), [ListSink()]).run().cdc is None  # too short to measure
+    assert "colour flicker (CDC" in steady.table()

@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -141,3 +142,39 @@ def test_colorfulness_by_hand():
     spread = math.sqrt(127.5**2 + 63.75**2)  # population standard deviations of both
     assert colorfulness(red_and_black).item() == pytest.approx(spread + 0.3 * spread, abs=1e-9)
     assert colorfulness(torch.cat([gray[..., :1, :2], red_and_black])).shape == (2,)
+
+
+def _flat(r: int, g: int, b: int, size: int = 4) -> np.ndarray:
+    frame = np.empty((size, size, 3), np.uint8)
+    frame[:] = (r, g, b)
+    return frame
+
+
+def test_cdc_by_hand_on_synthetic_sequences():
+    from nirstream.core.metrics import cdc
+
+    a, b = _flat(10, 10, 10), _flat(20, 20, 20)
+    assert cdc([a] * 6) == 0.0
+    # A B A B A B: every step-1 pair is two disjoint histograms (JS = ln 2 in every channel),
+    # every step-2 and step-4 pair is identical: CDC = (ln 2 + 0 + 0) / 3.
+    assert cdc([a, b] * 3) == pytest.approx(math.log(2) / 3, abs=1e-12)
+    # P: red half at level 0, half at 1; Q: half at 0, half at 2. Red histograms [.5, .5, 0] and
+    # [.5, 0, .5] against their mean [.5, .25, .25]: JS = 0.5 ln 2; green and blue agree. P Q P Q P:
+    # step 1 gives ln 2 / 6 (the channel mean), steps 2 and 4 give 0: CDC = ln 2 / 18.
+    p, q = _flat(0, 0, 0), _flat(0, 0, 0)
+    p[:2, :, 0], q[:2, :, 0] = 1, 2
+    assert cdc([p, q, p, q, p]) == pytest.approx(math.log(2) / 18, abs=1e-12)
+
+
+def test_cdc_needs_a_pair_at_every_step_and_leaves_cuts_out():
+    from nirstream.core.metrics import CDCMeter, cdc
+
+    a, b = _flat(10, 10, 10), _flat(200, 0, 0)
+    assert cdc([a] * 4) is None  # no t+4 pair yet
+    # Two steady shots with a cut between: nothing flickers within a shot.
+    assert cdc([a] * 5 + [b] * 5, cuts={5}) == 0.0
+    assert cdc([a] * 5 + [b] * 5) > 0.0  # the same frames with the cut counted
+    meter = CDCMeter()
+    for frame in [a] * 5:
+        meter.add(frame)
+    assert meter.value == 0.0

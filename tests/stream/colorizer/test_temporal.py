@@ -176,3 +176,62 @@ def test_colorizer_with_temporal_smoothing_flickers_less():
         colorizer = Colorizer(JitteryColour(), config)
         figures[enabled] = flicker(f.rgb for f in colorizer.run(Frame(i, i / 30, 0.0, nir) for i in range(20)))
     assert figures[True] < 0.6 * figures[False]
+
+
+def panning_scene(frames: int, step: tuple[int, int] = (3, 2), jitter: float = 0.03, seed: int = 0):
+    """A textured NIR scene panning ``step`` pixels per frame, and its colours panning with it,
+    each frame's chroma jittered afresh (the flicker a per-frame colorizer adds)."""
+    gen = torch.Generator().manual_seed(seed)
+    size = (96, 128)
+    big = torch.nn.functional.interpolate(torch.rand(1, 1, 24, 32, generator=gen), size=(160, 200), mode="bicubic")
+    texture = big.clamp(0, 1) * 0.4 + 0.3
+    colour = torch.nn.functional.interpolate(0.08 * torch.randn(1, 2, 12, 16, generator=gen), size=(160, 200), mode="bilinear")
+    nirs, rgbs, truths = [], [], []
+    for t in range(frames):
+        dy, dx = t * step[1], t * step[0]
+        y = texture[..., dy : dy + size[0], dx : dx + size[1]]
+        chroma = colour[..., dy : dy + size[0], dx : dx + size[1]]
+        truths.append(ycbcr_to_rgb(torch.cat((y, chroma), dim=1)).clamp(0, 1))
+        noisy = chroma + jitter * torch.randn(1, 2, 1, 1, generator=gen)  # the whole frame shifts in hue
+        rgbs.append(ycbcr_to_rgb(torch.cat((y, noisy), dim=1)).clamp(0, 1))
+        nirs.append(y)
+    return nirs, rgbs, truths
+
+
+def _interior_psnr(a: torch.Tensor, b: torch.Tensor, margin: int = 12) -> float:
+    error = (a - b)[..., margin:-margin, margin:-margin].pow(2).mean()
+    return float(10 * torch.log10(1 / error))
+
+
+def test_flow_follows_a_pure_translation_instead_of_smearing_it():
+    """Without jitter, the true colours pan with the NIR: the flow smoother keeps them (it averages
+    each pixel with where it came from), while averaging in place smears them across the pan."""
+    nirs, rgbs, _ = panning_scene(12, jitter=0.0)
+    followed = ChromaSmoother(alpha=0.6, flow=True)
+    in_place = ChromaSmoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
+    kept = [followed(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
+    smeared = [in_place(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
+    assert min(_interior_psnr(k, r) for k, r in zip(kept[1:], rgbs[1:])) > 38.0
+    assert np.mean([_interior_psnr(s, r) for s, r in zip(smeared[1:], rgbs[1:])]) < 36.0
+
+
+def test_flow_smoothing_removes_flicker_that_motion_hides_from_in_place_smoothing():
+    nirs, rgbs, truths = panning_scene(20)
+    outputs = {
+        "none": [to_uint8(rgb) for rgb in rgbs],
+        "in place": [to_uint8(s) for s in map(ChromaSmoother(alpha=0.6), rgbs, nirs)],
+        "flow": [to_uint8(s) for s in map(ChromaSmoother(alpha=0.6, flow=True), rgbs, nirs)],
+    }
+    figures = {name: flicker(frames) - flicker([to_uint8(t) for t in truths]) for name, frames in outputs.items()}
+    assert figures["flow"] < 0.6 * figures["none"]  # the excess over the true colours' own change
+    assert figures["flow"] < figures["in place"]
+
+
+def test_flow_smoothing_restarts_at_a_cut():
+    nirs, rgbs, _ = panning_scene(6)
+    other_nirs, other_rgbs, _ = panning_scene(2, seed=5)
+    smoother = ChromaSmoother(alpha=0.6, flow=True)
+    for rgb, nir in zip(rgbs, nirs):
+        smoother(rgb, nir)
+    first_of_new_scene = smoother(other_rgbs[0], 1.0 - other_nirs[0])  # a different scene altogether
+    assert torch.allclose(first_of_new_scene, other_rgbs[0], atol=1e-5)

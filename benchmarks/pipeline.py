@@ -1,0 +1,134 @@
+"""The threaded pipeline against a plain loop and against the colorizer alone, on real clips.
+
+Three ways through the same frames with the same colorizer, source and sink classes:
+
+- pipelined: :class:`~nirstream.stream.pipeline.Pipeline`, decode, colorize and encode in
+  their own threads (what ``nirstream run`` does);
+- sequential: one thread decodes a frame, colorizes it, encodes it, then the next;
+- colorizer only: the frames decoded into memory beforehand, colorized one after another
+  (nothing to decode or encode: the ceiling the pipeline can approach).
+
+Clips: the bundled demo (480x320) and the same frames scaled to 1280x720 (written to a
+temporary file, with real content). Each round runs every way once, in turn, so a change in
+the machine's load falls on all of them alike; the table gives medians over the rounds and the
+ratios. Writes the ``pipeline`` section of RESULTS.md.
+
+    python benchmarks/pipeline.py [--rounds 3] [--frames 60]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import torch
+
+from nirstream.core.assets import demo_clip
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig
+from nirstream.stream.config import RunConfig
+from nirstream.stream.pipeline import Pipeline
+from nirstream.stream.run import pick_model
+from nirstream.stream.sinks import VideoSink
+from nirstream.stream.sources import VideoSource
+
+from results import load, update_section
+
+WAYS = ("pipelined", "sequential", "colorizer only")
+
+
+def scaled_clip(source: Path, out: Path, width: int, height: int, frames: int) -> Path:
+    """The first ``frames`` frames of ``source`` scaled to ``width×height``, as near-lossless H.264."""
+    with av.open(str(source)) as clip, av.open(str(out), "w") as scaled:
+        rate = clip.streams.video[0].average_rate or Fraction(15)
+        stream = scaled.add_stream("libx264", rate=rate, options={"crf": "12", "preset": "fast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for index, frame in enumerate(clip.decode(video=0)):
+            if index == frames:
+                break
+            rgb = cv2.resize(frame.to_ndarray(format="rgb24"), (width, height), interpolation=cv2.INTER_CUBIC)
+            picture = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            picture.pts = index
+            scaled.mux(stream.encode(picture))
+        scaled.mux(stream.encode())
+    return out
+
+
+def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float:
+    source, sink = VideoSource(clip), VideoSink(out, overwrite=True)
+    start = time.perf_counter()
+    summary = Pipeline(source, colorizer, [sink], max_frames=frames).run()
+    return summary.written / (time.perf_counter() - start)
+
+
+def sequential(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float:
+    sink = VideoSink(out, overwrite=True)
+    start = time.perf_counter()
+    with VideoSource(clip) as source:
+        sink.open(source.info)
+        done = 0
+        for frame in source:
+            sink.write(colorizer.colorize(frame))
+            done += 1
+            if done == frames:
+                break
+    sink.close()
+    return done / (time.perf_counter() - start)
+
+
+def colorizer_only(colorizer: Colorizer, clip: Path, frames: int) -> float:
+    with VideoSource(clip) as source:
+        decoded = [frame for _, frame in zip(range(frames), source)]
+    start = time.perf_counter()
+    for frame in decoded:
+        colorizer.colorize(frame)
+    return len(decoded) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=60, help="frames of each clip per run")
+    args = parser.parse_args()
+
+    model = pick_model(RunConfig())
+    colorizer = Colorizer(model, ColorizerConfig(device="cpu"))
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        clips = {"480x320 demo": demo_clip(), "1280x720": scaled_clip(demo_clip(), Path(folder) / "720p.mp4", 1280, 720, args.frames)}
+        for name, clip in clips.items():
+            with VideoSource(clip) as probe:
+                colorizer.warmup(probe.info.height, probe.info.width)
+            fps = {way: [] for way in WAYS}
+            out = Path(folder) / "out.mp4"
+            for _ in range(args.rounds):
+                fps["pipelined"].append(pipelined(colorizer, clip, out, args.frames))
+                fps["sequential"].append(sequential(colorizer, clip, out, args.frames))
+                fps["colorizer only"].append(colorizer_only(colorizer, clip, args.frames))
+            median = {way: statistics.median(values) for way, values in fps.items()}
+            rows.append((name, median, fps))
+            print(name, {way: f"{value:.2f}" for way, value in median.items()}, flush=True)
+
+    lines = [
+        f"torch threads {torch.get_num_threads()}, {args.frames} frames per run, {args.rounds} rounds "
+        f"alternated; load before: {load()}",
+        "",
+        "| clip | pipelined fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, median, _ in rows:
+        lines.append(
+            f"| {name} | {median['pipelined']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
+            f"{median['pipelined'] / median['sequential']:.2f}x | {median['pipelined'] / median['colorizer only']:.2f}x |"
+        )
+    lines += ["", "Every run (fps): " + "; ".join(
+        f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, fps in rows for way, values in fps.items()
+    )]
+    update_section("pipeline", "Pipelined run vs a plain loop vs the colorizer alone (benchmarks/pipeline.py)", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
