@@ -1,77 +1,136 @@
-"""Temporal stability: flicker with and without chroma smoothing on the demo clip.
+"""Flicker against the truth: CDC and PSNR of colorized clips with ground-truth colour twins.
 
-Both runs colorize the same frames of a real-NIR video (default: the bundled demo clip, a slow
-pan and zoom); the figure is :func:`~nirstream.stream.colorizer.flicker`, the mean
-frame-to-frame change of the output's chroma in 8-bit units (lower is steadier). The clip's
-cuts between photos are left out of the mean: a cut is a new scene, not flicker.
+Clips come from ``tools/make_flicker_clips.py`` (made in a temporary folder from
+``../shared/data``): the bundled demo clip with its RGB twin, and registered EPFL scenes moved
+by a pan, a zoom, a rotation and a moving occluder, each with its twin. Each clip's NIR is
+colorized three ways, with the shipped CPU model:
 
-    python benchmarks/flicker.py [--weights W.safetensors] [--video clip.mp4]
+- off: every frame on its own;
+- in place: chroma averaged where the NIR did not change (the smoothing before optical flow);
+- flow: chroma averaged along the NIR's optical flow (``engine.temporal.flow``).
+
+For each: CDC of the output and of the twin (scene cuts left out), the excess CDC (output
+minus twin: the flicker the colorizer adds), the mean per-frame PSNR against the twin (a
+smoothing that smears motion loses it), and the colorizer's time per frame (rounds
+alternated, the ratio to off). Writes the ``flicker`` section of RESULTS.md.
+
+    python benchmarks/flicker.py [--rounds 2]
 """
 
 import argparse
+import statistics
+import sys
+import tempfile
+import time
 from pathlib import Path
 
+import av
 import numpy as np
+import torch
 
-from nirstream.core.assets import demo_clip, require_shipped
-from nirstream.core.weights import load_model
-from nirstream.stream.colorizer import Colorizer, ColorizerConfig, TemporalConfig, flicker
-from nirstream.stream.sources import open_source
+from nirstream.core.assets import demo_clip
+from nirstream.core.metrics import CDCMeter, psnr
+from nirstream.stream.colorizer import Colorizer, ColorizerConfig, TemporalConfig
+from nirstream.stream.config import RunConfig
+from nirstream.stream.run import pick_model
+from nirstream.stream.sources import VideoSource
 
-from results import update_section
+from results import load, update_section
 
-CUT = 30.0  # mean |NIR change| (8-bit) above which two frames are a cut, not motion
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from make_flicker_clips import make_demo_twin, make_pair_clips  # noqa: E402
+
+CLIPS = [  # held-out scenes (never trained on), one per motion
+    ("street_0005", "pan", "slow"),
+    ("urban_0003", "zoom", "fast"),
+    ("oldbuilding_0005", "rotate", "slow"),
+    ("street_0011", "occluder", "fast"),
+]
+MODES = {
+    "off": TemporalConfig(enabled=False),
+    "in place": TemporalConfig(enabled=True, flow=False),
+    "flow": TemporalConfig(enabled=True, flow=True),
+}
+CUT = 30.0  # mean |NIR change| (8-bit) above which two frames are a cut, as the smoother's default 0.1 is
 
 
-def read_frames(path: Path) -> list:
-    source = open_source(str(path))
-    try:
-        return list(source)
-    finally:
-        source.close()
+def read(path: Path, gray: bool) -> list[np.ndarray]:
+    if gray:
+        with VideoSource(path) as source:
+            return [frame.nir for frame in source]
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
 
 
-def shots(frames: list) -> list[list]:
-    """Split frames at cuts (a jump in the NIR far beyond what the pan moves)."""
-    groups = [[frames[0]]]
-    for previous, frame in zip(frames, frames[1:]):
-        scale = 255 / np.iinfo(frame.nir.dtype).max  # 8-bit units for 16-bit video too
-        if np.abs(frame.nir.astype(np.int32) - previous.nir).mean() * scale > CUT:
-            groups.append([])
-        groups[-1].append(frame)
-    return groups
+def cuts_of(nirs: list[np.ndarray]) -> set[int]:
+    return {i for i in range(1, len(nirs)) if np.abs(nirs[i].astype(np.int16) - nirs[i - 1]).mean() > CUT}
+
+
+def score(frames: list[np.ndarray], truth: list[np.ndarray], cuts: set[int]) -> dict[str, float]:
+    out, true = CDCMeter(), CDCMeter()
+    for index, (rgb, rgb_true) in enumerate(zip(frames, truth)):
+        out.add(rgb, cut=index in cuts)
+        true.add(rgb_true, cut=index in cuts)
+    to_tensor = lambda images: torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    return {
+        "cdc": out.value, "truth cdc": true.value, "excess": out.value - true.value,
+        "psnr": float(psnr(to_tensor(frames), to_tensor(truth)).mean()),
+    }
+
+
+def colorize(model: torch.nn.Module, mode: TemporalConfig, nirs: list[np.ndarray]) -> tuple[list[np.ndarray], float]:
+    """The clip's colorized frames and the seconds it took (a fresh colorizer: no state carried over)."""
+    from nirstream.stream.frame import Frame
+
+    colorizer = Colorizer(model, ColorizerConfig(device="cpu", warmup=False, temporal=mode))
+    colorizer.colorize(Frame(0, None, 0.0, nirs[0]))  # first-call costs out of the timing
+    if colorizer._smoother is not None:
+        colorizer._smoother.reset()
+    start = time.perf_counter()
+    frames = [colorizer.colorize(Frame(i, None, 0.0, nir)).rgb for i, nir in enumerate(nirs)]
+    return frames, time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, help="default: the shipped colormamba-lite")
-    parser.add_argument("--video", type=Path, help="default: the bundled demo clip")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2, help="timing rounds, modes alternated")
     args = parser.parse_args()
-    args.weights = args.weights or require_shipped("colormamba-lite")
-    args.video = args.video or demo_clip()
-    frames = read_frames(args.video)
-    groups = [group for group in shots(frames) if len(group) > 1]  # a one-frame shot has no flicker
-    model = load_model(args.weights)
-    figures = {}
-    for enabled in (False, True):
-        config = ColorizerConfig(device="cpu", warmup=False, temporal=TemporalConfig(enabled=enabled))
-        per_shot = []
-        for group in groups:  # a fresh colorizer per shot: smoothing state does not carry over a cut
-            colorizer = Colorizer(model, config)
-            per_shot.append((flicker(f.rgb for f in colorizer.run(list(group))), len(group) - 1))
-        figures[enabled] = sum(value * pairs for value, pairs in per_shot) / sum(pairs for _, pairs in per_shot)
-    rows = f"| off | {figures[False]:.3f} |\n| on (defaults) | {figures[True]:.3f} |"
-    print(rows)
-    height, width = frames[0].nir.shape
-    body = (
-        f"Weights `{args.weights.name}`; `{args.video.name}`: {len(frames)} frames of {width}x{height} "
-        f"in {len(groups)} shots (cuts excluded).\n\n"
-        "| chroma smoothing | flicker (mean frame-to-frame chroma change, 8-bit units) |\n|---|---|\n" + rows
-        + f"\n\nSmoothing removes {1 - figures[True] / figures[False]:.0%} of the flicker on this clip. A pan "
-        "moves every pixel, so the motion gate passes much of the frame through unsmoothed; a static "
-        "camera gains more."
-    )
-    update_section("flicker", "Temporal stability: flicker with and without chroma smoothing", body)
+    model = pick_model(RunConfig())
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        clips = [("demo clip (3 shots, cuts left out)", demo_clip(), make_demo_twin(Path(folder)))]
+        clips += [(f"{pair} {motion} {speed}", *make_pair_clips(pair, motion, speed, Path(folder))) for pair, motion, speed in CLIPS]
+        for name, nir_clip, twin in clips:
+            nirs, truth = read(nir_clip, gray=True), read(twin, gray=False)
+            cuts = cuts_of(nirs)
+            seconds = {mode: [] for mode in MODES}
+            outputs = {}
+            for _ in range(args.rounds):
+                for mode, temporal in MODES.items():
+                    outputs[mode], spent = colorize(model, temporal, nirs)
+                    seconds[mode].append(spent)
+            figures = {mode: score(outputs[mode], truth, cuts) for mode in MODES}
+            for mode in MODES:
+                figures[mode]["time"] = statistics.median(seconds[mode]) / statistics.median(seconds["off"])
+            rows.append((name, len(nirs), figures))
+            print(name, {m: {k: round(v, 5) for k, v in f.items()} for m, f in figures.items()}, flush=True)
+
+    lines = [
+        f"Shipped CPU model, whole frames, {args.rounds} timing rounds alternated; load before: {load()}.",
+        "Excess CDC = CDC(output) - CDC(ground-truth twin); its fall is against smoothing off.",
+        "",
+        "| clip | frames | twin CDC | smoothing | CDC | excess CDC | excess fall | PSNR vs twin dB | time vs off |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, count, figures in rows:
+        for mode, f in figures.items():
+            fall = 1 - f["excess"] / figures["off"]["excess"]
+            lines.append(
+                f"| {name} | {count} | {f['truth cdc']:.5f} | {mode} | {f['cdc']:.5f} | {f['excess']:.5f} | "
+                f"{'' if mode == 'off' else f'{fall:.0%}'} | {f['psnr']:.2f} | {f['time']:.2f}x |"
+            )
+    update_section("flicker", "Flicker against the truth: CDC with and without chroma smoothing (benchmarks/flicker.py)",
+                   "\n".join(lines))
 
 
 if __name__ == "__main__":

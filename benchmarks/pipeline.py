@@ -2,8 +2,9 @@
 
 Three ways through the same frames with the same colorizer, source and sink classes:
 
-- pipelined: :class:`~nirstream.stream.pipeline.Pipeline`, decode, colorize and encode in
-  their own threads (what ``nirstream run`` does);
+- pipelined: :class:`~nirstream.stream.pipeline.Pipeline` as ``nirstream run`` runs it on this
+  machine (stages in turn or in threads: :func:`~nirstream.stream.run.stages_in_turn`);
+- threads: the Pipeline with decode, colorize and encode in their own threads, side by side;
 - sequential: one thread decodes a frame, colorizes it, encodes it, then the next;
 - colorizer only: the frames decoded into memory beforehand, colorized one after another
   (nothing to decode or encode: the ceiling the pipeline can approach).
@@ -31,13 +32,13 @@ from nirstream.core.assets import demo_clip
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline
-from nirstream.stream.run import pick_model
+from nirstream.stream.run import pick_model, stages_in_turn
 from nirstream.stream.sinks import VideoSink
 from nirstream.stream.sources import VideoSource
 
 from results import load, update_section
 
-WAYS = ("pipelined", "sequential", "colorizer only")
+WAYS = ("pipelined", "threads", "sequential", "colorizer only")
 
 
 def scaled_clip(source: Path, out: Path, width: int, height: int, frames: int) -> Path:
@@ -57,10 +58,13 @@ def scaled_clip(source: Path, out: Path, width: int, height: int, frames: int) -
     return out
 
 
-def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float:
+def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int, in_turn: bool | None = None) -> float:
+    """fps of the Pipeline; ``in_turn`` None: as ``nirstream run`` chooses on this machine."""
     source, sink = VideoSource(clip), VideoSink(out, overwrite=True)
+    if in_turn is None:
+        in_turn = stages_in_turn(colorizer.device.type, source.info.live)
     start = time.perf_counter()
-    summary = Pipeline(source, colorizer, [sink], max_frames=frames).run()
+    summary = Pipeline(source, colorizer, [sink], max_frames=frames, in_turn=in_turn).run()
     return summary.written / (time.perf_counter() - start)
 
 
@@ -96,7 +100,8 @@ def main() -> None:
 
     model = pick_model(RunConfig())
     colorizer = Colorizer(model, ColorizerConfig(device="cpu"))
-    rows = []
+    tiled = Colorizer(model, ColorizerConfig(device="cpu", tile=640))  # the fixed tiles before engine.tile: auto
+    rows, tile_rows = [], []
     with tempfile.TemporaryDirectory() as folder:
         clips = {"480x320 demo": demo_clip(), "1280x720": scaled_clip(demo_clip(), Path(folder) / "720p.mp4", 1280, 720, args.frames)}
         for name, clip in clips.items():
@@ -106,24 +111,41 @@ def main() -> None:
             out = Path(folder) / "out.mp4"
             for _ in range(args.rounds):
                 fps["pipelined"].append(pipelined(colorizer, clip, out, args.frames))
+                fps["threads"].append(pipelined(colorizer, clip, out, args.frames, in_turn=False))
                 fps["sequential"].append(sequential(colorizer, clip, out, args.frames))
                 fps["colorizer only"].append(colorizer_only(colorizer, clip, args.frames))
             median = {way: statistics.median(values) for way, values in fps.items()}
             rows.append((name, median, fps))
+            if max(probe.info.width, probe.info.height) > 640:  # where auto runs whole what 640-px tiles split
+                tiled.warmup(probe.info.height, probe.info.width)
+                runs = {"640-px tiles": [], "tile: auto": []}
+                for _ in range(args.rounds):
+                    runs["640-px tiles"].append(pipelined(tiled, clip, out, args.frames))
+                    runs["tile: auto"].append(pipelined(colorizer, clip, out, args.frames))
+                tile_rows.append((name, {k: statistics.median(v) for k, v in runs.items()},
+                                  colorizer.tile_choice(probe.info.height, probe.info.width).reason))
             print(name, {way: f"{value:.2f}" for way, value in median.items()}, flush=True)
 
     lines = [
         f"torch threads {torch.get_num_threads()}, {args.frames} frames per run, {args.rounds} rounds "
-        f"alternated; load before: {load()}",
+        f"alternated; load before: {load()}; `nirstream run` here runs file stages "
+        f"{'in turn' if stages_in_turn('cpu', False) else 'in threads'}",
         "",
-        "| clip | pipelined fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
-        "|---|---|---|---|---|---|",
+        "| clip | pipelined fps | threads fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, median, _ in rows:
         lines.append(
-            f"| {name} | {median['pipelined']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
+            f"| {name} | {median['pipelined']:.2f} | {median['threads']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
             f"{median['pipelined'] / median['sequential']:.2f}x | {median['pipelined'] / median['colorizer only']:.2f}x |"
         )
+    for name, median, reason in tile_rows:
+        lines += [
+            "", f"{name} through the pipeline, fixed 640-px tiles against `engine.tile: auto` ({reason}):", "",
+            "| clip | 640-px tiles fps | tile: auto fps | auto / tiles |", "|---|---|---|---|",
+            f"| {name} | {median['640-px tiles']:.2f} | {median['tile: auto']:.2f} | "
+            f"{median['tile: auto'] / median['640-px tiles']:.2f}x |",
+        ]
     lines += ["", "Every run (fps): " + "; ".join(
         f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, fps in rows for way, values in fps.items()
     )]

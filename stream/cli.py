@@ -150,7 +150,11 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
     data.add_argument("--data", type=Path, help="dataset root with <split>/nir and <split>/rgb, or a CSV of pairs")
     data.add_argument("--config", help="a train config (bundled name or YAML): score every validation set it "
                                        "names, as its training did (data.root's val split and data.more_val)")
-    _add_overrides(evaluate, "data.root=PATH (with --config)")
+    data.add_argument("--video", type=Path, help="a NIR video: its colour flicker (CDC) as nirstream run colorizes "
+                                                 "it, and with --truth its error against the true colours")
+    evaluate.add_argument("--truth", type=Path, help="with --video: the ground-truth RGB video, frame for frame "
+                                                     "(tools/make_flicker_clips.py makes such pairs)")
+    _add_overrides(evaluate, "data.root=PATH (with --config), engine.temporal.enabled=true (with --video)")
     evaluate.add_argument("--split", default="val",
                           help="split folder or CSV split value; none for <data>/nir and <data>/rgb (default: val)")
     evaluate.add_argument("--only", help="comma-separated pair names: score just these (a held-out part)")
@@ -254,6 +258,14 @@ def run_eval(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     weights = args.weights or require_shipped(args.model)
     model = load_model(weights, device)
+    if args.video is not None:
+        from nirstream.stream.config import load_run_config
+        from nirstream.stream.video_eval import evaluate_video
+
+        engine = load_run_config(None, args.overrides).engine
+        engine.device = args.device
+        print(evaluate_video(model, args.video, args.truth, engine).table())
+        return
     split = None if args.split.lower() == "none" else args.split
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
     if args.config is not None:

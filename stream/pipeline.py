@@ -17,6 +17,10 @@ disk, an encoder falling behind, a window) never holds up the others:
   up to :data:`LIVE_RECORDING_BUFFER_S` of frames, and drop (counted for that sink, said in
   the summary) only if the source outruns them for longer.
 
+With ``in_turn`` every stage runs in the calling thread instead, one frame at a time
+(decode, colorize, write): for a file input on a CPU whose cores the model already uses,
+where the threads would only fight the model for them (measured in ``benchmarks/pipeline.py``).
+
 A frame counts as written when every sink has written or dropped it. Shutdown, whether at
 the end of the input, on SIGINT/SIGTERM, on a sink asking to quit or on an error in any stage,
 drains the frames in flight, closes every sink (flushing encoders) and returns a
@@ -126,7 +130,8 @@ class Pipeline:
     (a live recording's queue holds ``recording_buffer_s`` of frames, at least ``capacity``).
     ``max_frames`` stops after that many captured frames. ``on_frame`` is called, from the sink
     thread that finishes it, after each frame every sink has written or dropped (progress
-    bars, live stats lines).
+    bars, live stats lines). ``in_turn``: no threads, every stage in the calling thread (see the
+    module's docstring).
     """
 
     def __init__(
@@ -140,6 +145,7 @@ class Pipeline:
         max_frames: int | None = None,
         on_frame: Callable[[Frame, "Pipeline"], None] | None = None,
         recording_buffer_s: float = LIVE_RECORDING_BUFFER_S,
+        in_turn: bool = False,
     ) -> None:
         self.source, self.stage, self.sinks = source, stage, sinks
         live = source.info.live
@@ -156,6 +162,7 @@ class Pipeline:
         self.sink_written = [0] * len(sinks)
         self.max_frames = max_frames
         self.on_frame = on_frame
+        self.in_turn = in_turn
         self.stop = threading.Event()
         self.clock = StageClock()
         self.captured = 0
@@ -195,10 +202,7 @@ class Pipeline:
         """Hand each colorized frame to every sink's queue."""
         try:
             for frame in self.outbox.drain():
-                if frame.rgb is not None:
-                    self.flicker.add(frame.rgb)
-                with self._lock:
-                    self._pending[id(frame)] = len(self.sinks)
+                self._handed(frame)
                 for queue in self.sink_queues:
                     evicted = queue.put(frame)
                     if evicted is not None:  # dropped by this sink, or refused by a failed one
@@ -223,6 +227,38 @@ class Pipeline:
             self._fail(exc)
             for frame in queue.abandon():
                 self._finish(frame)
+
+    def _in_turn(self) -> None:
+        """Every stage in this thread, one frame at a time: read, colorize, write to each sink."""
+        try:
+            for frame in self.stage.run(self._stamped(self._read(), Stage.COLORIZE_START)):
+                self._handed(frame)
+                for index, sink in enumerate(self.sinks):
+                    sink.write(frame)
+                    self.sink_written[index] += 1
+                    self._finish(frame)
+                    if getattr(sink, "quit_requested", False):
+                        self.stop.set()
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc)
+
+    def _read(self) -> Iterator[Frame]:
+        for frame in self.source:
+            if self.stop.is_set():
+                return
+            self.captured += 1
+            yield frame
+            if self.max_frames is not None and self.captured >= self.max_frames:
+                return
+
+    def _handed(self, frame: Frame) -> None:
+        """A colorized frame goes to the sinks: count its colours and how many sinks must finish it."""
+        if frame.rgb is not None:
+            self.flicker.add(frame.rgb)
+        with self._lock:
+            self._pending[id(frame)] = max(len(self.sinks), 1)
+        if not self.sinks:
+            self._finish(frame)
 
     def _finish(self, frame: Frame) -> None:
         """One sink is done with ``frame``; the last one stamps it written and reports it."""
@@ -261,6 +297,9 @@ class Pipeline:
         try:
             for sink in self.sinks:  # inside the try: a sink that fails to open closes the others
                 sink.open(self.source.info)
+            if self.in_turn:
+                threads = []
+                self._in_turn()
             for thread in threads:
                 thread.start()
             for thread in threads:

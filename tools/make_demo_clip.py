@@ -32,7 +32,7 @@ def camera_path(photo: np.ndarray, frames: int, size: tuple[int, int], zoom: flo
     about its centre, which moves ``pan`` of the spare width to the right.
     """
     out_w, out_h = size
-    height, width = photo.shape
+    height, width = photo.shape[:2]
     full = min(width / out_w, height / out_h)  # photo pixels per output pixel at the widest view
     for index in range(frames):
         t = index / max(frames - 1, 1)

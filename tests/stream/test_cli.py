@@ -119,3 +119,31 @@ def test_every_option_of_every_command_has_help():
         for action in command._actions:
             assert action.help, f"nirstream {name} {'/'.join(action.option_strings)} has no help"
         assert command.epilog and "examples:" in command.epilog, name
+
+
+def test_eval_video_reports_flicker_and_error_against_a_truth_video(weights, tmp_path, capsys):
+    import av
+    import numpy as np
+
+    from videos import RATE, random_frames, write_video
+
+    nir = random_frames(6, 64, 48, 255, np.uint8)
+    write_video(tmp_path / "clip.mp4", "libx264", "gray", nir, {"qp": "0"})
+    with av.open(str(tmp_path / "truth.mkv"), "w") as container:
+        stream = container.add_stream("libx264rgb", rate=RATE, options={"crf": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
+        for index, pixels in enumerate(nir):
+            frame = av.VideoFrame.from_ndarray(np.repeat(pixels[:, :, None], 3, axis=2), format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    _, path = weights
+    base = ["eval", "--weights", str(path), "--video", str(tmp_path / "clip.mp4")]
+    assert main(base) == 0
+    out = capsys.readouterr().out
+    assert "frames: 6" in out and "CDC (lower is steadier): 0." in out and "ground truth" not in out
+    assert main([*base, "--truth", str(tmp_path / "truth.mkv")]) == 0
+    out = capsys.readouterr().out
+    assert "CDC of the ground truth: 0." in out and "excess flicker" in out and "PSNR" in out
+    assert main([*base, "--truth", str(tmp_path / "missing.mkv")]) == 2
+    assert "ground truth not found" in capsys.readouterr().err
