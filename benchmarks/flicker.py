@@ -6,8 +6,9 @@ by a pan, a zoom, a rotation and a moving occluder, each with its twin. Each cli
 colorized three ways, with the shipped CPU model:
 
 - off: every frame on its own;
-- in place: chroma averaged where the NIR did not change (the smoothing before optical flow);
-- flow: chroma averaged along the NIR's optical flow (``engine.temporal.flow``).
+- in place: chroma averaged where the NIR did not change (the smoothing before optical flow,
+  with its settings then: alpha 0.6, motion threshold 0.05);
+- flow: colour averaged along the NIR's optical flow, luma included (``engine.temporal`` now).
 
 For each: CDC of the output and of the twin (scene cuts left out), the excess CDC (output
 minus twin: the flicker the colorizer adds), the mean per-frame PSNR against the twin (a
@@ -48,8 +49,8 @@ CLIPS = [  # held-out scenes (never trained on), one per motion
 ]
 MODES = {
     "off": TemporalConfig(enabled=False),
-    "in place": TemporalConfig(enabled=True, flow=False),
-    "flow": TemporalConfig(enabled=True, flow=True),
+    "in place": TemporalConfig(enabled=True, flow=False, luma=False, alpha=0.6, motion_threshold=0.05),
+    "flow": TemporalConfig(enabled=True),
 }
 CUT = 30.0  # mean |NIR change| (8-bit) above which two frames are a cut, as the smoother's default 0.1 is
 

@@ -51,9 +51,10 @@ class TemporalConfig:
 
     enabled: bool = False
     flow: bool = True
-    alpha: float = 0.6
+    luma: bool = True
+    alpha: float = 0.85
     cut_threshold: float = 0.1
-    motion_threshold: float = 0.05
+    motion_threshold: float = 0.03
 
 
 @dataclass
@@ -150,7 +151,8 @@ class Colorizer:
         self._net = None if self.precision == "auto" else self._make_net()
         temporal = self.config.temporal
         self._smoother = (
-            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold, flow=temporal.flow)
+            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
+                           flow=temporal.flow, luma=temporal.luma)
             if temporal.enabled
             else None
         )
