@@ -154,7 +154,7 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                                                  "it, and with --truth its error against the true colours")
     evaluate.add_argument("--truth", type=Path, help="with --video: the ground-truth RGB video, frame for frame "
                                                      "(tools/make_flicker_clips.py makes such pairs)")
-    _add_overrides(evaluate, "data.root=PATH (with --config), engine.temporal.enabled=true (with --video)")
+    _add_overrides(evaluate, "data.root=PATH (with --config), engine.temporal.enabled=false (with --video)")
     evaluate.add_argument("--split", default="val",
                           help="split folder or CSV split value; none for <data>/nir and <data>/rgb (default: val)")
     evaluate.add_argument("--only", help="comma-separated pair names: score just these (a held-out part)")

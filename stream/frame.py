@@ -55,3 +55,4 @@ class StreamInfo:
     bit_depth: int
     live: bool
     frame_count: int | None = None
+    sequence: bool = True  # frames follow each other in time; False for a folder of independent images

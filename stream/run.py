@@ -63,6 +63,7 @@ def run(
             outputs += [sink for sink in sinks if hasattr(sink, "written_path")]
             if config.engine.warmup:
                 colorizer.warmup(source.info.height, source.info.width)
+            colorizer.start_input(source.info.sequence)
             in_turn = stages_in_turn(colorizer.device.type, source.info.live)
             pipeline = Pipeline(
                 source, colorizer, sinks,

@@ -42,6 +42,7 @@ class VideoReport:
 
 def evaluate_video(model: nn.Module, video: Path, truth: Path | None, engine: ColorizerConfig) -> VideoReport:
     colorizer = Colorizer(model, engine)
+    colorizer.start_input(sequence=True)
     truth_frames = _rgb_frames(truth) if truth is not None else None
     output, expected = CDCMeter(), CDCMeter()
     sums = {"psnr": 0.0, "ssim": 0.0, "ae": 0.0}

@@ -2,11 +2,11 @@
 
 from .colorizer import Colorizer, ColorizerConfig, TemporalConfig
 from .normalize import Levels, normalize
-from .temporal import ChromaSmoother, flicker
+from .temporal import TemporalSmoother, flicker
 from .tiling import Tiler, plan_tiles
 
 __all__ = [
-    "ChromaSmoother",
+    "TemporalSmoother",
     "Colorizer",
     "ColorizerConfig",
     "Levels",

@@ -4,8 +4,10 @@
   1, 2, 4, ... up to the number of tiles one frame has (a larger batch has nothing to add).
 - Half type (``engine.precision: auto``): fp16 has more mantissa, bf16 more range. A model
   whose activations overflow fp16 gives inf/NaN there, and bf16's 8-bit mantissa can cost
-  visible accuracy. Both are run on a sample frame against fp32: of those whose 8-bit output
-  stays at least :data:`MIN_PSNR_DB` from fp32, the faster wins; if neither does, fp32 stays.
+  visible accuracy. Each candidate runs on a sample frame against fp32: of fp32 and the
+  candidates whose 8-bit output stays at least :data:`MIN_PSNR_DB` from fp32, the fastest
+  wins. On CUDA the candidates are fp16 and bf16; on a CPU with bf16 instructions (AVX-512
+  bf16, AMX) bf16, which oneDNN runs natively; on other CPUs none, so fp32 stays.
 
 Both run once per colorizer, on the first frame size it sees, before any real frame.
 """
@@ -62,16 +64,33 @@ def choose_half_precision(run: Callable[[str], Tensor], candidates: tuple[str, .
     runs after one warm-up run.
     """
     reference = run("fp32").float()
-    trials = []
+    trials = [PrecisionTrial("fp32", float("inf"), _best_ms(run, "fp32", repeats))]
     for precision in candidates:
-        out = run(precision).float()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run(precision)
-            best = min(best, time.perf_counter() - start)
-        score = float(psnr(out, reference).mean())
-        trials.append(PrecisionTrial(precision, score, best * 1e3))
-    accurate = [t for t in trials if t.accurate]
-    chosen = min(accurate, key=lambda t: t.ms).precision if accurate else "fp32"
-    return chosen, trials
+        score = float(psnr(run(precision).float(), reference).mean())
+        trials.append(PrecisionTrial(precision, score, _best_ms(run, precision, repeats)))
+    return pick_precision(trials), trials
+
+
+def pick_precision(trials: list[PrecisionTrial]) -> str:
+    """The fastest of the accurate trials (fp32's own is always accurate): a function of the
+    measurements alone."""
+    return min((t for t in trials if t.accurate), key=lambda t: t.ms).precision
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX-512 bf16 or AMX), where bf16 can beat fp32."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            flags = next((line for line in info if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _best_ms(run: Callable[[str], Tensor], precision: str, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run(precision)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3

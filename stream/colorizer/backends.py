@@ -44,6 +44,17 @@ def make_backend(
     return model
 
 
+def require_tensorrt(device: torch.device):  # noqa: ANN201 - the torch_tensorrt module
+    """torch_tensorrt, or the ConfigError that says what is missing: the package, or a GPU."""
+    try:
+        import torch_tensorrt
+    except ImportError as exc:
+        raise ConfigError(TENSORRT_MISSING) from exc
+    if device.type != "cuda":
+        raise ConfigError("backend tensorrt needs a CUDA device; use backend eager or compile on the CPU")
+    return torch_tensorrt
+
+
 def compiled(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
     """torch.compile; on CUDA with CUDA graphs (``reduce-overhead``): one launch per call instead of one per kernel."""
     # Static shapes: the tiler feeds one shape per stream, and symbolic shapes of ColorMamba's
@@ -72,13 +83,7 @@ class TensorRTEngines:
     """
 
     def __init__(self, model: nn.Module, precision: str, device: torch.device, cache: Path) -> None:
-        try:
-            import torch_tensorrt
-        except ImportError as exc:
-            raise ConfigError(TENSORRT_MISSING) from exc
-        if device.type != "cuda":
-            raise ConfigError("backend tensorrt needs a CUDA device; use backend eager or compile on the CPU")
-        self._trt = torch_tensorrt
+        self._trt = require_tensorrt(device)
         self._dtype = HALF_DTYPES.get(precision, torch.float32)
         self._model = copy.deepcopy(model).to(self._dtype) if self._dtype != torch.float32 else model
         self._cache = cache

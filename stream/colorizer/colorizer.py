@@ -29,12 +29,12 @@ from nirstream.core.models.interface import ColorizationModel
 from nirstream.stream.frame import Frame
 from nirstream.stream.stats import Stage
 
-from .autotune import choose_half_precision, largest_fitting_batch
-from .backends import HALF_DTYPES, make_backend
+from .autotune import choose_half_precision, cpu_has_bf16, largest_fitting_batch
+from .backends import HALF_DTYPES, make_backend, require_tensorrt
 from .normalize import Levels, normalize
 from .guided import downscale, guided_upsample, scaled_size
 from .memory import TileChoice, budget_bytes, choose_tile, measure_bytes_per_pixel
-from .temporal import ChromaSmoother
+from .temporal import TemporalSmoother
 from .tiling import Tiler, check_tiling
 
 AUTO_TILE = 640
@@ -46,10 +46,13 @@ CPU_TILE_BATCH = 4
 
 @dataclass
 class TemporalConfig:
-    """Chroma smoothing across frames: an exponential average that resets on cuts and follows motion
-    (``flow``: along the NIR's optical flow; see :class:`.temporal.ChromaSmoother`)."""
+    """Smoothing across frames: an exponential average that resets on cuts and follows motion
+    (``flow``: along the NIR's optical flow; ``luma``: brightness too, not only chroma; see
+    :class:`.temporal.TemporalSmoother`). ``enabled: auto`` (the default) smooths videos, cameras
+    and streams and leaves image folders alone (their images are independent); the colorizer
+    learns which at :meth:`Colorizer.start_input`."""
 
-    enabled: bool = False
+    enabled: bool | str = "auto"
     flow: bool = True
     luma: bool = True
     alpha: float = 0.85
@@ -62,9 +65,9 @@ class ColorizerConfig:
     """How the GPU stage runs.
 
     ``precision`` fp16/bf16 is autocast (weights stay fp32; the selective scan keeps itself in
-    fp32); the TensorRT backend casts the model instead. ``auto`` measures fp16 and bf16 on CUDA
-    and keeps the faster one whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on
-    the CPU. ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
+    fp32); the TensorRT backend casts the model instead. ``auto`` (the default) times fp32
+    against fp16 and bf16 on CUDA, against bf16 on a CPU with bf16 instructions, and keeps the
+    fastest whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on other CPUs. ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
     ``tensorrt`` (engines cached in ``engine_cache``, default ``~/.cache/nirstream/engines``).
     ``tile`` 0 runs whole frames; a number runs frames larger than it in tiles of ``tile ×
     tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the largest
@@ -79,7 +82,7 @@ class ColorizerConfig:
     """
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"
+    precision: Literal["fp32", "fp16", "bf16", "auto"] = "auto"
     backend: Literal["eager", "compile", "tensorrt"] = "eager"
     engine_cache: str | None = None
     channels_last: bool = False
@@ -105,6 +108,8 @@ class ColorizerConfig:
         ]:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.temporal.enabled not in (True, False, "auto"):
+            raise ConfigError(f"colorizer temporal.enabled must be true, false or auto, got {self.temporal.enabled!r}")
         if not 0.0 < self.fast_scale <= 1.0:
             raise ConfigError(f"colorizer fast_scale must be in (0, 1], got {self.fast_scale}")
         if self.tile_batch != "auto" and not (isinstance(self.tile_batch, int) and self.tile_batch >= 1):
@@ -145,15 +150,17 @@ class Colorizer:
             )
         except ValueError as exc:
             raise ConfigError(f"colorizer: {exc} (this model's stride is {self._align}: raise engine.tile)") from exc
+        if self.config.backend == "tensorrt":
+            require_tensorrt(self.device)  # now, not at the first frame: precision auto builds the backend late
         self.precision = self.config.precision
-        if self.precision == "auto" and self.device.type != "cuda":
-            self.precision = "fp32"
+        if self.precision == "auto" and self.device.type != "cuda" and not cpu_has_bf16():
+            self.precision = "fp32"  # no half type this CPU runs faster
         self._net = None if self.precision == "auto" else self._make_net()
         temporal = self.config.temporal
         self._smoother = (
-            ChromaSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
+            TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
                            flow=temporal.flow, luma=temporal.luma)
-            if temporal.enabled
+            if temporal.enabled is True
             else None
         )
         self._warmed: set[tuple[int, int]] = set()
@@ -188,6 +195,25 @@ class Colorizer:
         if self._smoother is not None:
             self._smoother.reset()  # the dummy frame is no scene to smooth towards
         self._warmed.add((height, width))
+
+    def start_input(self, sequence: bool) -> None:
+        """A new input begins: smoothing forgets the last one, and with ``temporal.enabled: auto``
+        it is on for a ``sequence`` (a video, a camera) and off for independent images."""
+        temporal = self.config.temporal
+        if temporal.enabled == "auto":
+            self._smoother = (
+                TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
+                               flow=temporal.flow, luma=temporal.luma)
+                if sequence
+                else None
+            )
+        elif self._smoother is not None:
+            self._smoother.reset()
+
+    @property
+    def smoothing(self) -> bool:
+        """Whether frames are smoothed across time now."""
+        return self._smoother is not None
 
     def colorize(self, frame: Frame) -> Frame:
         """Set ``frame.rgb`` (``H×W×3`` uint8 RGB) and stamps it :attr:`Stage.COLORIZED`; returns the frame."""
@@ -273,7 +299,7 @@ class Colorizer:
         )
 
     def _autotune(self, height: int, width: int) -> None:
-        """Settle ``tile_batch: auto`` and ``precision: auto`` on CUDA, measured on a frame of this size (once)."""
+        """Settle ``tile_batch: auto`` (CUDA) and ``precision: auto`` (CUDA, CPUs with bf16), measured on a frame of this size (once)."""
         if not (self._tune_batch or self._net is None):
             return
         tiles = self.tiles_per_frame(height, width)
@@ -287,18 +313,23 @@ class Colorizer:
                 )
                 logger.info(f"tile batch: {self._tiler.tile_batch} ({tiles} tiles per {width}x{height} frame)")
         if self._net is None:
-            candidates = ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+            if self.device.type == "cuda":
+                candidates = ("fp16", "bf16") if torch.cuda.is_bf16_supported() else ("fp16",)
+            else:
+                candidates = ("bf16",)
             sample = torch.from_numpy(synthetic_nir(height, width)).to(self.device)
             x = self._scaled(normalize(sample, self.config.levels))
 
             def run(precision: str) -> Tensor:
                 out = self._eager(x, HALF_DTYPES.get(precision), whole=tiles == 1)
-                torch.cuda.synchronize(self.device)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
                 return out
 
             self.precision, trials = choose_half_precision(run, candidates)
-            scores = ", ".join(f"{t.precision} {t.psnr_db:.1f} dB {t.ms:.1f} ms" for t in trials)
-            logger.info(f"precision: {self.precision} (against fp32: {scores})")
+            scores = ", ".join(f"{t.precision} {t.ms:.1f} ms" + ("" if t.precision == "fp32" else f" at {t.psnr_db:.1f} dB from fp32")
+                               for t in trials)
+            logger.info(f"precision: {self.precision} (measured at {width}x{height}: {scores})")
             self._net = self._make_net()
 
     def _eager(self, x: Tensor, dtype: torch.dtype | None, whole: bool = True) -> Tensor:

@@ -1,9 +1,11 @@
-"""Temporal stability: chroma smoothing across frames, and the flicker figure that measures it.
+"""Temporal stability: smoothing colour across frames along the motion, and a flicker figure.
 
-A per-frame colorizer re-guesses colour on every frame, so a static scene shimmers in hue
-while its brightness (which follows the NIR closely) is steady. :class:`ChromaSmoother`
-therefore averages only chroma over time and keeps luma from the current frame: detail and
-brightness never lag, only the unstable part is filtered.
+A per-frame colorizer re-guesses colour on every frame. It was first taken that the shimmer
+is in hue alone, so :class:`TemporalSmoother` averaged chroma only; measured against
+ground-truth twins with CDC (``benchmarks/flicker.py``), most of the flicker turned out to be
+in the output's luma (a strided network answers a sub-pixel shift of the view with slightly
+different texture), so by default it averages luma too, along the NIR's optical flow, where
+the warped previous NIR matches the current one: what moves is followed, not smeared.
 
 The luma/chroma space is full-range BT.601 YCbCr (the JPEG one): it is linear in RGB, so the
 split and its inverse are exact and cheap on the device, and for a fixed luma the in-gamut
@@ -44,8 +46,8 @@ def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
     return torch.stack((r, g, b), dim=1)
 
 
-class ChromaSmoother:
-    """Exponential moving average of chroma over frames, with luma taken from the current frame.
+class TemporalSmoother:
+    """Exponential moving average of colour over frames: chroma, and with ``luma`` brightness too.
 
     Per pixel, ``chroma = alpha * chroma_prev + (1 - alpha) * chroma_now`` where the previous
     frame matches; where the NIR differs by more than ``motion_threshold`` the current chroma
@@ -181,7 +183,7 @@ def flicker(frames: Iterable[np.ndarray]) -> float:
     For each pair of consecutive ``H×W×3`` uint8 RGB frames, the mean absolute difference of
     the BT.601 Cb and Cr channels over all pixels and both channels; the figure is the mean
     over all pairs. Chroma only, so a stream that merely brightens or darkens scores 0 and the
-    figure isolates the colour shimmer that :class:`ChromaSmoother` targets. A static scene
+    figure isolates the colour shimmer that :class:`TemporalSmoother` targets. A static scene
     should score near 0; real motion raises it too, so compare the same stream with and
     without smoothing. Reads the stream once and holds one frame, so long videos are fine.
     """

@@ -91,7 +91,8 @@ class ImageSource(Source):
         self._start, self._first = start, first
         height, width = first.shape
         bit_depth = 8 if first.dtype == np.uint8 else 16
-        self.info = StreamInfo(self.name, width, height, float(fps), bit_depth, False, len(self.paths) - start)
+        self.info = StreamInfo(self.name, width, height, float(fps), bit_depth, False, len(self.paths) - start,
+                               sequence=False)
 
     def _read(self, path: Path) -> np.ndarray | None:
         """The image as NIR, or None (counted) when it cannot be read."""

@@ -75,27 +75,47 @@ def test_half_precision_choice_prefers_the_faster_accurate_type(monkeypatch, fas
 
     chosen, trials = choose_half_precision(run, ("fp16", "bf16"), repeats=2)
     assert chosen == faster
-    assert {t.precision: t.ms for t in trials} == {p: seconds[p] * 1e3 for p in ("fp16", "bf16")}
+    assert {t.precision: t.ms for t in trials} == {p: seconds[p] * 1e3 for p in ("fp32", "fp16", "bf16")}
     assert all(t.accurate and t.psnr_db >= MIN_PSNR_DB for t in trials)
     assert counts == {"fp16": [3], "bf16": [3]}  # one output run and two timed runs each
 
 
-def test_half_precision_choice_avoids_overflow_and_keeps_fp32_when_both_fail():
+def test_precision_is_a_function_of_the_measurements_and_fp32_wins_when_faster():
+    from nirstream.stream.colorizer.autotune import PrecisionTrial, pick_precision
+
+    fp32 = PrecisionTrial("fp32", float("inf"), 50.0)
+    assert pick_precision([fp32, PrecisionTrial("bf16", 55.0, 40.0)]) == "bf16"
+    assert pick_precision([fp32, PrecisionTrial("bf16", 55.0, 60.0)]) == "fp32"  # slower: a CPU without bf16 units
+    assert pick_precision([fp32, PrecisionTrial("bf16", 30.0, 10.0)]) == "fp32"  # fast but inaccurate
+    assert pick_precision([fp32, PrecisionTrial("fp16", float("nan"), 1.0)]) == "fp32"  # overflow
+
+
+def test_half_precision_choice_avoids_overflow_and_keeps_fp32_when_both_fail(monkeypatch):
     reference = torch.rand(1, 3, 32, 32)
     nan = torch.full_like(reference, float("nan"))  # fp16 overflow
     noisy = (reference + 0.05 * torch.randn_like(reference)).clamp(0, 1)  # far below 45 dB
-    chosen, trials = choose_half_precision(_fake_run({"fp32": reference, "fp16": nan, "bf16": reference}, {}),
-                                           ("fp16", "bf16"), repeats=1)
-    assert chosen == "bf16" and not trials[0].accurate
+    clock = [0.0]  # fp32 the slowest, so that only accuracy can keep it
+    monkeypatch.setattr("nirstream.stream.colorizer.autotune.time.perf_counter", lambda: clock[0])
+    fake = _fake_run({"fp32": reference, "fp16": nan, "bf16": reference}, {})
+
+    def run(precision):
+        clock[0] += {"fp32": 9.0, "fp16": 1.0, "bf16": 2.0}[precision]
+        return fake(precision)
+
+    chosen, trials = choose_half_precision(run, ("fp16", "bf16"), repeats=1)
+    assert chosen == "bf16" and not {t.precision: t for t in trials}["fp16"].accurate
     chosen, _ = choose_half_precision(_fake_run({"fp32": reference, "fp16": noisy, "bf16": nan}, {}),
                                       ("fp16", "bf16"), repeats=1)
     assert chosen == "fp32"
 
 
-def test_auto_settings_on_the_cpu_and_their_validation(tiny_model):
+def test_auto_settings_on_the_cpu_and_their_validation(tiny_model, monkeypatch):
+    from nirstream.stream.colorizer import colorizer as colorizer_module
+
+    monkeypatch.setattr(colorizer_module, "cpu_has_bf16", lambda: False)
     colorizer = Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="auto", tile_batch="auto", tile=64,
                                                       overlap=16))
-    assert colorizer.precision == "fp32"  # CPU autocast is slower here: no half type to choose
+    assert colorizer.precision == "fp32"  # a CPU without bf16 units: no half type to choose
     assert colorizer.tile_batch == CPU_TILE_BATCH
     nir = synthetic_nir(100, 150)
     assert nir.dtype.name == "uint8" and nir.std() > 20  # a scene with contrast, not a flat frame
@@ -146,3 +166,19 @@ def test_engine_cache_key_follows_weights_shape_precision_and_device(tiny_model,
     assert len(weights_hash(build_model({"arch": "resnet34-lab"}))) == 64  # 0-dim BatchNorm counters hash too
     monkeypatch.setenv("NIRSTREAM_CACHE", str(tmp_path))
     assert default_engine_cache() == tmp_path / "engines"
+
+
+def test_auto_precision_on_a_cpu_with_bf16_keeps_output_within_the_bound(tiny_model, monkeypatch):
+    """Whichever it picks by timing, fp32 or bf16, the frame stays within MIN_PSNR_DB of fp32."""
+    from nirstream.core.metrics import psnr
+    from nirstream.stream.colorizer import colorizer as colorizer_module
+    from nirstream.stream.frame import Frame
+
+    monkeypatch.setattr(colorizer_module, "cpu_has_bf16", lambda: True)
+    nir = synthetic_nir(96, 128)
+    auto = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0))
+    out = auto.colorize(Frame(0, None, 0.0, nir)).rgb
+    assert auto.precision in ("fp32", "bf16")
+    reference = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="fp32")).colorize(Frame(0, None, 0.0, nir)).rgb
+    to_tensor = lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB

@@ -111,3 +111,18 @@ def test_the_memory_of_a_whole_frame_is_measured_where_linux_allows(tiny_model):
     if measured is None:
         pytest.skip("no /proc/self/status or glibc here")
     assert 0 < measured < 100_000  # bytes per pixel: the probe ran and resident memory grew
+
+
+def test_smoothing_auto_is_on_for_videos_and_off_for_image_folders(tiny_model):
+    from nirstream.stream.colorizer import TemporalConfig
+
+    auto = Colorizer(tiny_model, ColorizerConfig(device="cpu", warmup=False))
+    auto.start_input(sequence=True)
+    assert auto.smoothing
+    auto.start_input(sequence=False)
+    assert not auto.smoothing
+    never = Colorizer(tiny_model, ColorizerConfig(device="cpu", temporal=TemporalConfig(enabled=False)))
+    never.start_input(sequence=True)
+    assert not never.smoothing
+    with pytest.raises(ConfigError, match="temporal.enabled"):
+        ColorizerConfig(temporal=TemporalConfig(enabled="sometimes"))

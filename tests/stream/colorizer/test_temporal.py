@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nirstream.stream.colorizer.temporal import ChromaSmoother, flicker, rgb_to_ycbcr, ycbcr_to_rgb
+from nirstream.stream.colorizer.temporal import TemporalSmoother, flicker, rgb_to_ycbcr, ycbcr_to_rgb
 
 H, W = 32, 40
 
@@ -37,7 +37,7 @@ def test_ycbcr_round_trip_is_exact():
 def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
     rgbs, nir = noisy_static_scene(40)
     gen = torch.Generator().manual_seed(1)
-    smoother = ChromaSmoother(alpha=0.6)
+    smoother = TemporalSmoother(alpha=0.6)
     smoothed = []
     for rgb in rgbs:
         sensor_noise = 0.01 * torch.randn(nir.shape, generator=gen)  # below motion_threshold
@@ -53,7 +53,7 @@ def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
 
 def test_scene_cut_resets_the_average():
     rgbs, nir = noisy_static_scene(6)
-    smoother = ChromaSmoother(alpha=0.6, cut_threshold=0.1)
+    smoother = TemporalSmoother(alpha=0.6, cut_threshold=0.1)
     for rgb in rgbs:
         smoother(rgb, nir)
     new_rgb = torch.rand(1, 3, H, W)
@@ -61,14 +61,14 @@ def test_scene_cut_resets_the_average():
     assert torch.allclose(smoother(new_rgb, new_nir), new_rgb, atol=1e-6)
 
     # Control: the same new colours under an unchanged NIR are blended with the old scene.
-    control = ChromaSmoother(alpha=0.6, cut_threshold=0.1)
+    control = TemporalSmoother(alpha=0.6, cut_threshold=0.1)
     for rgb in rgbs:
         control(rgb, nir)
     assert (control(new_rgb, nir) - new_rgb).abs().max() > 0.05
 
 
 def test_size_change_and_reset_start_a_new_average():
-    smoother = ChromaSmoother()
+    smoother = TemporalSmoother()
     smoother(torch.rand(1, 3, H, W), torch.full((1, 1, H, W), 0.5))
     other = torch.rand(1, 3, H + 2, W)
     assert torch.allclose(smoother(other, torch.full((1, 1, H + 2, W), 0.5)), other, atol=1e-6)
@@ -89,7 +89,7 @@ def square_scene(step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_moving_square_keeps_its_own_colour():
-    smoother = ChromaSmoother(alpha=0.8)
+    smoother = TemporalSmoother(alpha=0.8)
     for step in range(5):
         rgb, nir = square_scene(step)
         out = smoother(rgb, nir)
@@ -100,7 +100,7 @@ def test_moving_square_keeps_its_own_colour():
     assert torch.allclose(out, rgb, atol=1e-6)  # the rest is static and its colour never changed
 
     # Control: with motion ignored, the square's leading edge is smeared with the background's colour.
-    smearing = ChromaSmoother(alpha=0.8, motion_threshold=10.0, cut_threshold=10.0)
+    smearing = TemporalSmoother(alpha=0.8, motion_threshold=10.0, cut_threshold=10.0)
     for step in range(5):
         rgb, nir = square_scene(step)
         smeared = smearing(rgb, nir)
@@ -110,7 +110,7 @@ def test_moving_square_keeps_its_own_colour():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 def test_output_in_range_with_input_shape_and_dtype(dtype):
     gen = torch.Generator().manual_seed(2)
-    smoother = ChromaSmoother(alpha=0.9)
+    smoother = TemporalSmoother(alpha=0.9)
     for _ in range(8):  # luma and chroma both jump around, so blends leave the RGB cube and are clamped
         rgb = torch.rand(2, 3, 9, 11, generator=gen).to(dtype)
         nir = torch.full((2, 1, 9, 11), 0.5, dtype=dtype)
@@ -121,11 +121,11 @@ def test_output_in_range_with_input_shape_and_dtype(dtype):
 
 def test_bad_shapes_and_parameters_are_refused():
     with pytest.raises(ValueError):
-        ChromaSmoother(alpha=1.0)
+        TemporalSmoother(alpha=1.0)
     with pytest.raises(ValueError):
-        ChromaSmoother(motion_threshold=0.0)
+        TemporalSmoother(motion_threshold=0.0)
     with pytest.raises(ValueError):
-        ChromaSmoother()(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 5))
+        TemporalSmoother()(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 5))
 
 
 def test_flicker_of_identical_frames_is_zero():
@@ -207,8 +207,8 @@ def test_flow_follows_a_pure_translation_instead_of_smearing_it():
     """Without jitter, the true colours pan with the NIR: the flow smoother keeps them (it averages
     each pixel with where it came from), while averaging in place smears them across the pan."""
     nirs, rgbs, _ = panning_scene(12, jitter=0.0)
-    followed = ChromaSmoother(alpha=0.6, flow=True)
-    in_place = ChromaSmoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
+    followed = TemporalSmoother(alpha=0.6, flow=True)
+    in_place = TemporalSmoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
     kept = [followed(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
     smeared = [in_place(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
     assert min(_interior_psnr(k, r) for k, r in zip(kept[1:], rgbs[1:])) > 38.0
@@ -219,8 +219,8 @@ def test_flow_smoothing_removes_flicker_that_motion_hides_from_in_place_smoothin
     nirs, rgbs, truths = panning_scene(20)
     outputs = {
         "none": [to_uint8(rgb) for rgb in rgbs],
-        "in place": [to_uint8(s) for s in map(ChromaSmoother(alpha=0.6), rgbs, nirs)],
-        "flow": [to_uint8(s) for s in map(ChromaSmoother(alpha=0.6, flow=True), rgbs, nirs)],
+        "in place": [to_uint8(s) for s in map(TemporalSmoother(alpha=0.6), rgbs, nirs)],
+        "flow": [to_uint8(s) for s in map(TemporalSmoother(alpha=0.6, flow=True), rgbs, nirs)],
     }
     figures = {name: flicker(frames) - flicker([to_uint8(t) for t in truths]) for name, frames in outputs.items()}
     assert figures["flow"] < 0.6 * figures["none"]  # the excess over the true colours' own change
@@ -230,7 +230,7 @@ def test_flow_smoothing_removes_flicker_that_motion_hides_from_in_place_smoothin
 def test_flow_smoothing_restarts_at_a_cut():
     nirs, rgbs, _ = panning_scene(6)
     other_nirs, other_rgbs, _ = panning_scene(2, seed=5)
-    smoother = ChromaSmoother(alpha=0.6, flow=True)
+    smoother = TemporalSmoother(alpha=0.6, flow=True)
     for rgb, nir in zip(rgbs, nirs):
         smoother(rgb, nir)
     first_of_new_scene = smoother(other_rgbs[0], 1.0 - other_nirs[0])  # a different scene altogether
