@@ -26,6 +26,10 @@ MIN_PSNR_DB = 45.0
 """The fp16-against-fp32 bar the project sets for real frames (8-bit output)."""
 
 
+MIN_SPEEDUP = 1.1
+"""How much faster than fp32 a half type must run to be chosen."""
+
+
 def largest_fitting_batch(run: Callable[[int], object], most: int) -> int:
     """The largest ``n`` in 1, 2, 4, ... and ``most`` for which ``run(n)`` does not run out of memory."""
     candidates = sorted({min(2**k, most) for k in range(max(most, 1).bit_length() + 1)})
@@ -72,9 +76,12 @@ def choose_half_precision(run: Callable[[str], Tensor], candidates: tuple[str, .
 
 
 def pick_precision(trials: list[PrecisionTrial]) -> str:
-    """The fastest of the accurate trials (fp32's own is always accurate): a function of the
-    measurements alone."""
-    return min((t for t in trials if t.accurate), key=lambda t: t.ms).precision
+    """The fastest of the accurate trials (fp32's own is always accurate), where a half type must
+    beat fp32 by :data:`MIN_SPEEDUP`: a function of the measurements alone, and one that does not
+    flip between runs when the two are about as fast."""
+    fp32 = next(t for t in trials if t.precision == "fp32")
+    faster = [t for t in trials if t.accurate and (t is fp32 or fp32.ms >= MIN_SPEEDUP * t.ms)]
+    return min(faster, key=lambda t: t.ms).precision
 
 
 def cpu_has_bf16() -> bool:

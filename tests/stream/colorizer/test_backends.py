@@ -86,6 +86,7 @@ def test_precision_is_a_function_of_the_measurements_and_fp32_wins_when_faster()
     fp32 = PrecisionTrial("fp32", float("inf"), 50.0)
     assert pick_precision([fp32, PrecisionTrial("bf16", 55.0, 40.0)]) == "bf16"
     assert pick_precision([fp32, PrecisionTrial("bf16", 55.0, 60.0)]) == "fp32"  # slower: a CPU without bf16 units
+    assert pick_precision([fp32, PrecisionTrial("bf16", 55.0, 48.0)]) == "fp32"  # within 10 %: not worth a flip
     assert pick_precision([fp32, PrecisionTrial("bf16", 30.0, 10.0)]) == "fp32"  # fast but inaccurate
     assert pick_precision([fp32, PrecisionTrial("fp16", float("nan"), 1.0)]) == "fp32"  # overflow
 
