@@ -83,7 +83,7 @@ def colorize(model: torch.nn.Module, mode: TemporalConfig, nirs: list[np.ndarray
     """The clip's colorized frames and the seconds it took (a fresh colorizer: no state carried over)."""
     from nirstream.stream.frame import Frame
 
-    colorizer = Colorizer(model, ColorizerConfig(device="cpu", warmup=False, temporal=mode))
+    colorizer = Colorizer(model, ColorizerConfig(device="cpu", precision="fp32", warmup=False, temporal=mode))
     colorizer.colorize(Frame(0, None, 0.0, nirs[0]))  # first-call costs out of the timing
     if colorizer._smoother is not None:
         colorizer._smoother.reset()
