@@ -97,6 +97,7 @@ class TemporalSmoother:
         self.flow = flow
         self.luma = luma
         self._identity: Tensor | None = None  # the sampling grid of no motion, per frame size
+        self._nir8: list[np.ndarray] = []  # the previous frame's NIR as DIS takes it
         self._pixel: Tensor | None = None
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST) if flow else None
         if flow:
@@ -125,11 +126,12 @@ class TemporalSmoother:
         prev_chroma, prev_nir = self._chroma, self._nir
         if prev_chroma is None or prev_chroma.shape != chroma.shape or prev_chroma.device != chroma.device:
             smoothed = chroma
-        else:
             if self._dis is not None:
-                grid = self._flow_grid(nir, prev_nir)
-                prev_chroma = _warp(prev_chroma, grid)
-                prev_nir = _warp(prev_nir, grid)
+                self._nir8 = _as_8bit(nir)
+        else:
+            if self._dis is not None:  # both moved in one sampling pass
+                moved = _warp(torch.cat((prev_chroma, prev_nir), dim=1), self._flow_grid(nir))
+                prev_chroma, prev_nir = moved[:, :-1], moved[:, -1:]
             change = (nir - prev_nir).abs()
             is_cut = change.mean(dim=(1, 2, 3), keepdim=True) > self.cut_threshold
             is_static = (change <= self.motion_threshold) & ~is_cut
@@ -141,14 +143,17 @@ class TemporalSmoother:
         return out.to(rgb.dtype)
 
 
-    def _flow_grid(self, nir: Tensor, prev_nir: Tensor) -> Tensor:
-        """``B×H×W×2`` sampling grid (grid_sample's [-1, 1] units) that moves the previous frame onto the current."""
+    def _flow_grid(self, nir: Tensor) -> Tensor:
+        """``B×H×W×2`` sampling grid (grid_sample's [-1, 1] units) that moves the previous frame onto
+        the current; keeps the current frame's 8-bit NIR for the next call."""
         height, width = nir.shape[-2:]
         if self._identity is None or self._identity.shape[:2] != (height, width):
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
             self._identity = torch.stack((xs, ys), dim=-1)
             self._pixel = torch.tensor([2.0 / max(width - 1, 1), 2.0 / max(height - 1, 1)])
-        flows = [torch.from_numpy(self._flow(now, before)) for now, before in zip(_as_8bit(nir), _as_8bit(prev_nir))]
+        current = _as_8bit(nir)
+        flows = [torch.from_numpy(self._flow(now, before)) for now, before in zip(current, self._nir8)]
+        self._nir8 = current
         # per current pixel: where it was in the previous frame, in grid_sample's units
         return torch.addcmul(self._identity, torch.stack(flows), self._pixel).to(nir.device)
 
