@@ -2,7 +2,7 @@
 
 from .colorizer import Colorizer, ColorizerConfig, TemporalConfig
 from .normalize import Levels, normalize
-from .temporal import TemporalSmoother, flicker
+from .temporal import TemporalSmoother
 from .tiling import Tiler, plan_tiles
 
 __all__ = [
@@ -12,7 +12,6 @@ __all__ = [
     "Levels",
     "TemporalConfig",
     "Tiler",
-    "flicker",
     "normalize",
     "plan_tiles",
 ]

@@ -1,4 +1,4 @@
-"""Temporal stability: smoothing colour across frames along the motion, and a flicker figure.
+"""Temporal stability: smoothing colour across frames along the motion.
 
 A per-frame colorizer re-guesses colour on every frame. It was first taken that the shimmer
 is in hue alone, so :class:`TemporalSmoother` averaged chroma only; measured against
@@ -12,8 +12,6 @@ split and its inverse are exact and cheap on the device, and for a fixed luma th
 chroma values form a convex set, so blending two in-gamut chromas at the same luma stays in
 gamut. Lab would be more perceptual but needs a nonlinear round trip per pixel per frame.
 """
-
-from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -178,37 +176,3 @@ def _as_8bit(nir: Tensor) -> list[np.ndarray]:
 def _warp(image: Tensor, grid: Tensor) -> Tensor:
     """Sample ``image`` at ``grid`` (bilinear, edges repeated where the flow points outside)."""
     return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border", align_corners=True)
-
-
-def _chroma_8bit(rgb: np.ndarray) -> np.ndarray:
-    """``H×W×3`` uint8 RGB to ``H×W×2`` float Cb, Cr in 8-bit units (unrounded, so no quantisation noise)."""
-    rgb = rgb.astype(np.float64)
-    y = rgb @ np.array([KR, KG, KB])
-    return np.stack(((rgb[..., 2] - y) / CB_SCALE, (rgb[..., 0] - y) / CR_SCALE), axis=-1)
-
-
-def flicker(frames: Iterable[np.ndarray]) -> float:
-    """Mean frame-to-frame chroma change of an RGB stream, in 8-bit units.
-
-    For each pair of consecutive ``H×W×3`` uint8 RGB frames, the mean absolute difference of
-    the BT.601 Cb and Cr channels over all pixels and both channels; the figure is the mean
-    over all pairs. Chroma only, so a stream that merely brightens or darkens scores 0 and the
-    figure isolates the colour shimmer that :class:`TemporalSmoother` targets. A static scene
-    should score near 0; real motion raises it too, so compare the same stream with and
-    without smoothing. Reads the stream once and holds one frame, so long videos are fine.
-    """
-    total, pairs = 0.0, 0
-    previous = None
-    for frame in frames:
-        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-            raise ValueError(f"flicker needs H×W×3 uint8 frames, got {frame.shape} {frame.dtype}")
-        chroma = _chroma_8bit(frame)
-        if previous is not None:
-            if previous.shape != chroma.shape:
-                raise ValueError(f"flicker needs frames of one size, got {previous.shape[:2]} then {chroma.shape[:2]}")
-            total += float(np.abs(chroma - previous).mean())
-            pairs += 1
-        previous = chroma
-    if pairs == 0:
-        raise ValueError("flicker needs at least two frames")
-    return total / pairs
