@@ -1,0 +1,130 @@
+"""Post-training int8 quantization of the CPU model with OpenVINO NNCF: speed and quality.
+
+The shipped CPU model is exported to ONNX (``nirstream.core.onnx_export``, the chunked scan as
+plain ops), read by OpenVINO, and quantized by NNCF (``nncf.quantize``, default symmetric int8
+of weights and activations) calibrated on VCIP 2020 training NIR images. Three ways are compared:
+torch eager fp32 (what ships), OpenVINO fp32 on the same graph, and OpenVINO int8:
+
+- quality: PSNR / SSIM / angular error against the ground truth on VCIP val (256x256, whole
+  images, the VCIP protocol), and the int8 output's PSNR against fp32's;
+- speed: a 640x512 frame, each way timed in turn for several rounds (medians), the ratio to
+  torch eager.
+
+The colour-quality issue's gate for shipping int8: within 0.3 dB of fp32 on VCIP val.
+Needs ``pip install openvino nncf`` (not a dependency of nirstream). Writes the ``int8`` section
+of RESULTS.md.
+
+    python benchmarks/int8.py [--calibration 120] [--rounds 7]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nirstream.core.assets import shipped_weights
+from nirstream.core.data import PairedFolderDataset
+from nirstream.core.metrics import image_metrics, psnr
+from nirstream.core.onnx_export import export_onnx
+from nirstream.core.weights import load_model
+
+from results import load, update_section
+
+VCIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vcip2020_nir"
+FRAME = (512, 640)
+
+
+def openvino_models(model: torch.nn.Module, folder: Path, size: tuple[int, int], calibration: list[np.ndarray]):
+    """(fp32, int8) compiled OpenVINO models of ``model`` at ``size`` (height, width)."""
+    import nncf
+    import openvino as ov
+
+    onnx_path = export_onnx(model, folder / f"model-{size[0]}x{size[1]}.onnx", *size)
+    core = ov.Core()
+    graph = core.read_model(onnx_path)
+    quantized = nncf.quantize(graph, nncf.Dataset(calibration), subset_size=len(calibration))
+    config = {"INFERENCE_PRECISION_HINT": "f32"}  # fp32 arithmetic where not int8: no bf16 shortcuts
+    return core.compile_model(graph, "CPU", config), core.compile_model(quantized, "CPU", config)
+
+
+def calibration_frames(count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    """``count`` VCIP training NIR images as ``1×1×H×W`` float32, resized to ``size`` where it differs."""
+    import cv2
+
+    train = PairedFolderDataset(VCIP, "train")
+    picks = np.linspace(0, len(train) - 1, count).round().astype(int)
+    frames = []
+    for index in picks:
+        nir = train[int(index)]["nir"][0].numpy()
+        if nir.shape != size:
+            nir = cv2.resize(nir, size[::-1], interpolation=cv2.INTER_CUBIC)
+        frames.append(nir[None, None].astype(np.float32))
+    return frames
+
+
+def run_ov(compiled, nir: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(compiled(nir)[0]).clamp(0, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calibration", type=int, default=120, help="VCIP training images to calibrate on")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    model = load_model(shipped_weights("colormamba-lite")).eval()
+    val = PairedFolderDataset(VCIP, "val")
+    with tempfile.TemporaryDirectory() as folder:
+        fp32_256, int8_256 = openvino_models(model, Path(folder), (256, 256), calibration_frames(args.calibration, (256, 256)))
+        fp32_frame, int8_frame = openvino_models(model, Path(folder), FRAME, calibration_frames(args.calibration, FRAME))
+
+    quality = {"torch fp32": [], "openvino fp32": [], "openvino int8": []}
+    agreement = []
+    for item in val:
+        nir, rgb = item["nir"][None], item["rgb"][None]
+        with torch.inference_mode():
+            reference = model(nir).clamp(0, 1)
+        outputs = {"torch fp32": reference, "openvino fp32": run_ov(fp32_256, nir.numpy()),
+                   "openvino int8": run_ov(int8_256, nir.numpy())}
+        for name, out in outputs.items():
+            quality[name].append({k: float(v) for k, v in image_metrics(out, rgb).items()})
+        agreement.append(float(psnr(outputs["openvino int8"], reference)))
+
+    x = torch.rand(1, 1, *FRAME)
+    ways = {
+        "torch fp32": lambda: model(x),
+        "openvino fp32": lambda: fp32_frame(x.numpy()),
+        "openvino int8": lambda: int8_frame(x.numpy()),
+    }
+    times = {name: [] for name in ways}
+    with torch.inference_mode():
+        for way in ways.values():
+            way()  # warm-up
+        for _ in range(args.rounds):
+            for name, way in ways.items():
+                start = time.perf_counter()
+                way()
+                times[name].append((time.perf_counter() - start) * 1e3)
+
+    ms = {name: statistics.median(values) for name, values in times.items()}
+    lines = [
+        f"Shipped colormamba-lite; NNCF default int8 calibrated on {args.calibration} VCIP training images; "
+        f"torch threads {torch.get_num_threads()}; {args.rounds} timing rounds alternated; load before: {load()}",
+        "",
+        "| way | VCIP val PSNR / SSIM / AE | 640x512 frame ms | speed vs torch fp32 |",
+        "|---|---|---|---|",
+    ]
+    for name in ways:
+        mean = {k: np.mean([q[k] for q in quality[name]]) for k in ("psnr", "ssim", "ae")}
+        lines.append(f"| {name} | {mean['psnr']:.2f} / {mean['ssim']:.3f} / {mean['ae']:.2f}° | {ms[name]:.1f} | "
+                     f"{ms['torch fp32'] / ms[name]:.2f}x |")
+    lines += ["", f"int8 output against torch fp32 on VCIP val: {np.mean(agreement):.1f} dB PSNR."]
+    print("\n".join(lines))
+    update_section("int8", "Post-training int8 with OpenVINO NNCF (benchmarks/int8.py)", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
