@@ -176,13 +176,8 @@ class Pipeline:
 
     def _capture(self) -> None:
         try:
-            for frame in self.source:
-                if self.stop.is_set():
-                    break
-                self.captured += 1
+            for frame in self._read():
                 self.inbox.put(frame)
-                if self.max_frames is not None and self.captured >= self.max_frames:
-                    break
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
         finally:
@@ -215,34 +210,36 @@ class Pipeline:
                 queue.close()
 
     def _write(self, index: int) -> None:
-        sink, queue = self.sinks[index], self.sink_queues[index]
+        queue = self.sink_queues[index]
         try:
             for frame in queue.drain():
-                sink.write(frame)
-                self.sink_written[index] += 1
-                self._finish(frame)
-                if getattr(sink, "quit_requested", False):
-                    self.stop.set()
+                self._deliver(index, frame)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
             for frame in queue.abandon():
                 self._finish(frame)
+
+    def _deliver(self, index: int, frame: Frame) -> None:
+        """Sink ``index`` writes ``frame``; a sink that asks to quit (a window's q) stops the run."""
+        sink = self.sinks[index]
+        sink.write(frame)
+        self.sink_written[index] += 1
+        self._finish(frame)
+        if getattr(sink, "quit_requested", False):
+            self.stop.set()
 
     def _in_turn(self) -> None:
         """Every stage in this thread, one frame at a time: read, colorize, write to each sink."""
         try:
             for frame in self.stage.run(self._stamped(self._read(), Stage.COLORIZE_START)):
                 self._handed(frame)
-                for index, sink in enumerate(self.sinks):
-                    sink.write(frame)
-                    self.sink_written[index] += 1
-                    self._finish(frame)
-                    if getattr(sink, "quit_requested", False):
-                        self.stop.set()
+                for index in range(len(self.sinks)):
+                    self._deliver(index, frame)
         except BaseException as exc:  # noqa: BLE001
             self._fail(exc)
 
     def _read(self) -> Iterator[Frame]:
+        """The source's frames, counted, until its end, a stop or ``max_frames``."""
         for frame in self.source:
             if self.stop.is_set():
                 return
