@@ -76,7 +76,7 @@ class Summary:
     latencies: dict[str, dict[str, float]] = field(default_factory=dict)
     interrupted: bool = False
     sinks: dict[str, dict[str, int]] = field(default_factory=dict)  # per sink: frames written and dropped
-    cdc: float | None = None  # colour flicker of the output (core.metrics.temporal), from five frames on
+    cdc: float | None = None  # colour flicker of the output within scenes (core.metrics.temporal), from five frames on
 
     @classmethod
     def build(cls, *, seconds: float, written: int, **fields) -> "Summary":
@@ -96,7 +96,7 @@ class Summary:
         for stage, p in self.latencies.items():
             lines.append(f"  {stage:<12}{p['p50']:9.1f}{p['p95']:9.1f}{p['p99']:9.1f}")
         if self.cdc is not None:
-            lines.append(f"  colour flicker (CDC, cuts included): {self.cdc:.5f}")
+            lines.append(f"  colour flicker (CDC, scene cuts left out): {self.cdc:.5f}")
         for sink, counts in self.sinks.items():
             if counts["dropped"]:
                 lines.append(f"  {sink}: {counts['written']} frames written, {counts['dropped']} dropped (it fell behind)")

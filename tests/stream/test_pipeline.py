@@ -326,6 +326,18 @@ def test_the_summary_reports_the_outputs_colour_flicker():
     assert "colour flicker (CDC" in steady.table()
 
 
+def test_the_summary_cdc_leaves_scene_cuts_out():
+    class TwoScenes(FakeSource):
+        """Five steady frames of one scene, then five of a much brighter one: a cut, no flicker."""
+
+        def __iter__(self):
+            for i in range(10):
+                yield Frame(i, i / 30, time.monotonic(), np.full(self.size, 30 if i < 5 else 220, np.uint8), source="fake")
+
+    summary = Pipeline(TwoScenes(10), Gray(), [ListSink()]).run()
+    assert summary.cdc == 0.0  # counted across the cut it would be large
+
+
 def test_stages_in_turn_give_the_same_frames_counts_and_closing_as_threads():
     threaded, in_turn = ListSink(), ListSink()
     a = Pipeline(FakeSource(20), Gray(), [threaded]).run()
