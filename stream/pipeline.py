@@ -304,16 +304,13 @@ class Pipeline:
     def run(self) -> Summary:
         """Run to the end of the input (or a stop), close everything, and summarise."""
         started = time.monotonic()
-        stages = [("capture", self._capture), ("colorize", self._colorize), ("fan-out", self._fan_out)]
-        stages += [(f"sink-{i}", lambda i=i: self._write(i)) for i in range(len(self.sinks))]
-        threads = [threading.Thread(target=target, name=f"nirstream-{name}", daemon=True) for name, target in stages]
+        threads = [] if self.in_turn else self._threads()
         previous = _install_stop_handlers(self.stop)
         finished = False  # every stage ran to its end: nothing raised here (a sink's open, Ctrl-C)
         try:
             for sink in self.sinks:  # inside the try: a sink that fails to open closes the others
                 sink.open(self.source.info)
             if self.in_turn:
-                threads = []
                 self._in_turn()
             for thread in threads:
                 thread.start()
@@ -337,6 +334,12 @@ class Pipeline:
             interrupted=self.stop.is_set() and not self._errors,
             cdc=self.flicker.value,
         )
+
+    def _threads(self) -> list[threading.Thread]:
+        """A thread per stage: capture, colorize, fan-out, and one per sink."""
+        stages = [("capture", self._capture), ("colorize", self._colorize), ("fan-out", self._fan_out)]
+        stages += [(f"sink-{i}", lambda i=i: self._write(i)) for i in range(len(self.sinks))]
+        return [threading.Thread(target=target, name=f"nirstream-{name}", daemon=True) for name, target in stages]
 
     def _close_all(self, finished: bool) -> None:
         """Close every sink even when one fails, so each file written so far stays playable.

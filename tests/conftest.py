@@ -62,6 +62,13 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _cpu_precision_is_fp32(monkeypatch):
+    """``precision: auto`` on a CPU with bf16 units picks by timing, which a busy machine can flip:
+    tests that compare two colorizers' outputs need one answer. Tests of the choice patch it back."""
+    monkeypatch.setattr("nirstream.stream.colorizer.colorizer.cpu_has_bf16", lambda: False)
+
+
 @pytest.fixture
 def weights(tmp_path):
     """A tiny ColorMamba and its weights file: ``(model, path)``."""

@@ -51,9 +51,7 @@ class CDCMeter:
 
     def add(self, rgb: np.ndarray, cut: bool = False) -> None:
         """Count ``rgb`` (``H×W×3`` uint8); ``cut``: it starts a new scene, compare it with nothing before."""
-        self.add_histograms(colour_histograms(rgb), cut)
-
-    def add_histograms(self, histograms: np.ndarray, cut: bool = False) -> None:
+        histograms = colour_histograms(rgb)
         if cut:
             self._recent.clear()
         for step in CDC_STEPS:

@@ -67,16 +67,19 @@ class ColorizerConfig:
     ``precision`` fp16/bf16 is autocast (weights stay fp32; the selective scan keeps itself in
     fp32); the TensorRT backend casts the model instead. ``auto`` (the default) times fp32
     against fp16 and bf16 on CUDA, against bf16 on a CPU with bf16 instructions, and keeps the
-    fastest whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on other CPUs. ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
+    fastest whose output stays within 45 dB of fp32 (:mod:`.autotune`); fp32 on other CPUs.
+    ``backend``: ``eager``, ``compile`` (torch.compile; CUDA graphs on CUDA) or
     ``tensorrt`` (engines cached in ``engine_cache``, default ``~/.cache/nirstream/engines``).
     ``tile`` 0 runs whole frames; a number runs frames larger than it in tiles of ``tile ×
     tile`` overlapping by ``overlap``, ``tile_batch`` per model call (``auto``: the largest
     batch that fits in GPU memory, measured). ``auto`` (the default) decides per frame size
     (:mod:`.memory`): 640-px tiles on CUDA, whole frames on the CPU while their measured
     memory fits ``memory_budget_gb`` (``null``: half the memory available), 640-px tiles above
-    it; the choice is logged once per size. Tiles cost a CPU 2.5-3x at 720p for the same output. ``warmup`` runs a dummy frame before the first
+    it; the choice is logged once per size. Tiles cost a CPU 2.5-3x at 720p for the same output.
+    ``warmup`` runs a dummy frame before the first
     frame of each new size, so compilation and allocation stay out of the latency figures.
-    ``temporal`` smooths chroma across frames (off by default; :mod:`.temporal`).
+    ``temporal`` smooths colour across frames along the motion (videos and cameras by default,
+    not image folders; :mod:`.temporal`).
     ``fast_scale`` below 1 is the fast mode: the model runs on the frame scaled by it and a
     guided upsampling restores full-resolution detail from the NIR (:mod:`.guided`).
     """
@@ -156,13 +159,7 @@ class Colorizer:
         if self.precision == "auto" and self.device.type != "cuda" and not cpu_has_bf16():
             self.precision = "fp32"  # no half type this CPU runs faster
         self._net = None if self.precision == "auto" else self._make_net()
-        temporal = self.config.temporal
-        self._smoother = (
-            TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
-                           flow=temporal.flow, luma=temporal.luma)
-            if temporal.enabled is True
-            else None
-        )
+        self._smoother = self._new_smoother() if self.config.temporal.enabled is True else None
         self._warmed: set[tuple[int, int]] = set()
         self._tile_choices: dict[tuple[int, int], TileChoice] = {}
         self._bytes_per_pixel: float | None = None
@@ -199,16 +196,15 @@ class Colorizer:
     def start_input(self, sequence: bool) -> None:
         """A new input begins: smoothing forgets the last one, and with ``temporal.enabled: auto``
         it is on for a ``sequence`` (a video, a camera) and off for independent images."""
-        temporal = self.config.temporal
-        if temporal.enabled == "auto":
-            self._smoother = (
-                TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
-                               flow=temporal.flow, luma=temporal.luma)
-                if sequence
-                else None
-            )
+        if self.config.temporal.enabled == "auto":
+            self._smoother = self._new_smoother() if sequence else None
         elif self._smoother is not None:
             self._smoother.reset()
+
+    def _new_smoother(self) -> TemporalSmoother:
+        temporal = self.config.temporal
+        return TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
+                                flow=temporal.flow, luma=temporal.luma)
 
     @property
     def smoothing(self) -> bool:
@@ -257,7 +253,7 @@ class Colorizer:
             copied_in.record(copy_in)
         compute.wait_event(copied_in)
         raw.record_stream(compute)  # freed by the allocator only after compute has read it
-        rgb = self._infer(raw)
+        rgb = self._infer(raw, host_in)
         computed = torch.cuda.Event()
         computed.record(compute)
         copy_out.wait_event(computed)
@@ -372,8 +368,9 @@ class Colorizer:
         """What the model sees: the normalised frame, scaled down in fast mode."""
         return full if self.config.fast_scale == 1.0 else downscale(full, self.config.fast_scale)
 
-    def _infer(self, raw: Tensor) -> Tensor:
-        """Raw ``H×W`` integer frame on the device to ``H×W×3`` uint8 RGB on the device."""
+    def _infer(self, raw: Tensor, host_raw: Tensor | None = None) -> Tensor:
+        """Raw ``H×W`` integer frame on the device to ``H×W×3`` uint8 RGB on the device;
+        ``host_raw``: the same frame in host memory, for the smoother's optical flow (CUDA)."""
         if self._net is None or self._tune_batch:  # auto settings, first frame without a warmup
             self._autotune(*raw.shape)
         # The TensorRT backend casts the model itself; autocast is for PyTorch execution.
@@ -389,7 +386,8 @@ class Colorizer:
             if x is not full:
                 rgb = guided_upsample(rgb.float(), x, full)
             if self._smoother is not None:
-                rgb = self._smoother(rgb.float(), full)
+                host_nir = None if host_raw is None else normalize(host_raw, self.config.levels)
+                rgb = self._smoother(rgb.float(), full, host_nir)
             return rgb[0].float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous()
 
     def _phase(self, height: int, width: int) -> tuple[int, int]:

@@ -92,7 +92,6 @@ class TemporalSmoother:
         self.alpha = alpha
         self.cut_threshold = cut_threshold
         self.motion_threshold = motion_threshold
-        self.flow = flow
         self.luma = luma
         self._identity: Tensor | None = None  # the sampling grid of no motion, per frame size
         self._nir8: list[np.ndarray] = []  # the previous frame's NIR as DIS takes it
@@ -112,23 +111,28 @@ class TemporalSmoother:
         self._nir = None
 
     @torch.no_grad()
-    def __call__(self, rgb: Tensor, nir: Tensor) -> Tensor:
-        """Smooth one frame (``rgb`` ``B×3×H×W``, ``nir`` ``B×1×H×W``, both in [0,1]); same shape and dtype out."""
+    def __call__(self, rgb: Tensor, nir: Tensor, host_nir: Tensor | None = None) -> Tensor:
+        """Smooth one frame (``rgb`` ``B×3×H×W``, ``nir`` ``B×1×H×W``, both in [0,1]); same shape and dtype out.
+
+        The optical flow runs on the host: ``host_nir`` is ``nir`` in host memory where the
+        caller has it (a CUDA frame before its upload), so that no copy back waits for the GPU.
+        """
         if rgb.dim() != 4 or rgb.shape[1] != 3:
             raise ValueError(f"rgb must be B×3×H×W, got shape {tuple(rgb.shape)}")
         if nir.shape != (rgb.shape[0], 1, *rgb.shape[2:]):
             raise ValueError(f"nir must be B×1×H×W matching rgb {tuple(rgb.shape)}, got {tuple(nir.shape)}")
         ycbcr = rgb_to_ycbcr(rgb.float())
         nir = nir.to(device=rgb.device, dtype=torch.float32)
+        flow_nir = nir if host_nir is None else host_nir
         chroma = ycbcr if self.luma else ycbcr[:, 1:]  # "chroma": what is averaged
         prev_chroma, prev_nir = self._chroma, self._nir
         if prev_chroma is None or prev_chroma.shape != chroma.shape or prev_chroma.device != chroma.device:
             smoothed = chroma
             if self._dis is not None:
-                self._nir8 = _as_8bit(nir)
+                self._nir8 = _as_8bit(flow_nir)
         else:
             if self._dis is not None:  # both moved in one sampling pass
-                moved = _warp(torch.cat((prev_chroma, prev_nir), dim=1), self._flow_grid(nir))
+                moved = _warp(torch.cat((prev_chroma, prev_nir), dim=1), self._flow_grid(flow_nir).to(nir.device))
                 prev_chroma, prev_nir = moved[:, :-1], moved[:, -1:]
             change = (nir - prev_nir).abs()
             is_cut = change.mean(dim=(1, 2, 3), keepdim=True) > self.cut_threshold
@@ -142,8 +146,8 @@ class TemporalSmoother:
 
 
     def _flow_grid(self, nir: Tensor) -> Tensor:
-        """``B×H×W×2`` sampling grid (grid_sample's [-1, 1] units) that moves the previous frame onto
-        the current; keeps the current frame's 8-bit NIR for the next call."""
+        """``B×H×W×2`` sampling grid (grid_sample's [-1, 1] units, on the host) that moves the previous
+        frame onto the current; keeps the current frame's 8-bit NIR for the next call."""
         height, width = nir.shape[-2:]
         if self._identity is None or self._identity.shape[:2] != (height, width):
             ys, xs = torch.meshgrid(torch.linspace(-1, 1, height), torch.linspace(-1, 1, width), indexing="ij")
@@ -153,8 +157,7 @@ class TemporalSmoother:
         flows = [torch.from_numpy(self._flow(now, before)) for now, before in zip(current, self._nir8)]
         self._nir8 = current
         # per current pixel: where it was in the previous frame, in grid_sample's units
-        return torch.addcmul(self._identity, torch.stack(flows), self._pixel).to(nir.device)
-
+        return torch.addcmul(self._identity, torch.stack(flows), self._pixel)
 
     def _flow(self, now: np.ndarray, before: np.ndarray) -> np.ndarray:
         """DIS flow at half resolution above :data:`FLOW_FULL_BELOW` px (a quarter of the cost; the

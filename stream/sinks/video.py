@@ -28,11 +28,10 @@ from pathlib import Path
 
 import av
 import numpy as np
+from loguru import logger
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
-from loguru import logger
-
 from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import SinkConfig, partial_path, refuse_to_replace
 

@@ -221,3 +221,12 @@ def test_flow_smoothing_restarts_at_a_cut():
         smoother(rgb, nir)
     first_of_new_scene = smoother(other_rgbs[0], 1.0 - other_nirs[0])  # a different scene altogether
     assert torch.allclose(first_of_new_scene, other_rgbs[0], atol=1e-5)
+
+
+def test_flow_reads_the_host_copy_of_the_nir_when_given():
+    """A CUDA frame's NIR is in host memory before its upload: the flow reads that copy, and the
+    result is the one it would read from the frame itself."""
+    nirs, rgbs, _ = panning_scene(6)
+    from_frame, from_host = TemporalSmoother(alpha=0.85, flow=True, luma=True), TemporalSmoother(alpha=0.85, flow=True, luma=True)
+    for rgb, nir in zip(rgbs, nirs):
+        assert torch.equal(from_frame(rgb, nir), from_host(rgb, nir, host_nir=nir.clone()))
