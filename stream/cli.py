@@ -24,6 +24,8 @@ EXAMPLES = {
   nirstream run --source drive.mp4 --sink colorized.mp4
   nirstream run --source cam0 --sink window --sink live.mp4 --config live-camera
   nirstream run --source 'drives/*.mp4' --sink out/ --config recorded-drive --weights W.safetensors
+  nirstream run --source 'drives/**/*.mp4' --sink /shared/out/ --cluster ray          # a local Ray, or RAY_ADDRESS
+  nirstream run --source 'drives/**/*.mp4' --sink /shared/out/ --cluster ray://head:10001 --tries 3
   nirstream run --source testsrc --sink null --config benchmark --max-frames 300 --summary-json stats.json
   nirstream run --source frames/ --sink out.mp4 --weights W.safetensors --set engine.tile=384
 
@@ -124,6 +126,16 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--resize", metavar="WxH",
                      help="scale every frame to WxH before colorizing (images of mixed sizes into one video)")
     run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
+    cluster = run.add_argument_group(
+        "cluster", "colorize a batch of files on a Ray cluster (pip install 'nirstream[ray]'): a worker per GPU, "
+                   "or per --worker-threads CPU threads; inputs and outputs on storage every node sees")
+    cluster.add_argument("--cluster", metavar="ADDRESS",
+                         help="ray (RAY_ADDRESS if set, else a local Ray for this run) or ray://HOST:PORT")
+    cluster.add_argument("--workers", type=_positive, help="workers in the pool (default: from the cluster's GPUs or CPUs)")
+    cluster.add_argument("--worker-threads", type=_positive, metavar="N",
+                         help="CPU threads per worker (default: 1, or the CPUs shared among --workers)")
+    cluster.add_argument("--tries", type=_positive, default=3,
+                         help="tries per file when its worker dies (default: 3)")
     run.set_defaults(handler=run_pipeline)
 
 
@@ -207,6 +219,7 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
 
 
 def run_pipeline(args: argparse.Namespace) -> int:
+    from nirstream.core.errors import ConfigError
     from nirstream.stream.config import load_run_config
     from nirstream.stream.run import run
 
@@ -231,7 +244,16 @@ def run_pipeline(args: argparse.Namespace) -> int:
         sinks = sinks or [_free_name(Path(DEMO_OUTPUT))]
         logger.info(f"no --source: colorizing the bundled demo clip {source}")
     bars = sys.stderr.isatty() and not args.log_json
-    summaries = run(source, sinks or [], config, summary_json=args.summary_json, bars=bars)
+    if args.cluster is not None:
+        from nirstream.stream.cluster import ClusterConfig, run_on_cluster
+
+        cluster = ClusterConfig(args.cluster, args.workers, args.worker_threads, args.tries)
+        summaries, _ = run_on_cluster(source, sinks or [], config, cluster, summary_json=args.summary_json,
+                                      bars=bars, debug=args.debug)
+    elif args.workers or args.worker_threads:
+        raise ConfigError("--workers and --worker-threads size a --cluster pool: add --cluster ray")
+    else:
+        summaries = run(source, sinks or [], config, summary_json=args.summary_json, bars=bars)
     if any(summary.interrupted for summary in summaries):
         return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
     return 0

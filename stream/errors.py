@@ -10,3 +10,8 @@ class SourceError(NirstreamError):
 
 class SinkError(NirstreamError):
     """An output cannot be written: unwritable path, full disk, unknown codec."""
+
+
+class ClusterError(NirstreamError):
+    """A batch on a cluster cannot start or did not finish: Ray missing or unreachable, storage
+    the workers cannot see, files that failed every try."""

@@ -37,6 +37,7 @@ class Progress:
         self.bar: tqdm | None = None
         self.number = 0
         self.done_before = 0  # frames of the inputs already finished
+        self.done_now = 0  # frames of the input under way
         self.name, self.expected = "", None
         self.started = self.last = time.monotonic()
         self.frames_at_last = 0
@@ -51,11 +52,12 @@ class Progress:
         self.number += 1
         self.name, self.expected = source.info.name, self._expected(source)
         self.started = self.last = time.monotonic()
-        self.frames_at_last = 0
+        self.frames_at_last = self.done_now = 0
         self.bar = tqdm(total=self.expected, unit="frame", desc=self.name, position=1 if self.inputs > 1 else 0,
                         leave=False, dynamic_ncols=True, disable=not self.bars)
 
     def __call__(self, frame: Frame, pipeline: Pipeline) -> None:
+        self.done_now += 1
         if self.bar is not None:
             self.bar.update(1)
         self.batch.update(1)
@@ -73,16 +75,17 @@ class Progress:
         of = f"/{self.expected}" if self.expected else ""
         line = f"{self.name}: {done}{of} frames, {fps:.1f} fps"
         if self.expected and fps > 0:
-            line += f", ETA {_duration((self.expected - done) / fps)}"
+            line += f", ETA {duration((self.expected - done) / fps)}"
         if self.inputs > 1:
             line += f" (input {self.number} of {self.inputs}"
             if self.total and fps > 0:
-                line += f", batch ETA {_duration((self.total - self.done_before - done) / fps)}"
+                line += f", batch ETA {duration((self.total - self.done_before - done) / fps)}"
             line += ")"
         return line
 
-    def end(self, written: int) -> None:
-        self.done_before += written
+    def end(self) -> None:
+        self.done_before += self.done_now
+        self.done_now = 0
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -105,7 +108,7 @@ def stats_line(pipeline: Pipeline, frames: int, seconds: float) -> str:
     )
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"

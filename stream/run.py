@@ -8,7 +8,7 @@ its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`, reported by
 
 import json
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,10 +24,12 @@ from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline
 from nirstream.stream.progress import Progress
-from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.errors import SinkError
+from nirstream.stream.frame import Frame
+from nirstream.stream.sinks import open_sink, parse_sink
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
-from nirstream.stream.sources import expand_inputs, is_camera_spec, open_source
+from nirstream.stream.sources import Source, expand_inputs, is_camera_spec, open_source
 from nirstream.stream.sources.resize import ResizedSource, parse_size
 from nirstream.stream.stats import Summary
 
@@ -37,50 +39,25 @@ def run(
 ) -> list[Summary]:
     """Colorize every input ``source_spec`` names into ``sink_specs`` (none: the null sink, with a
     warning); return one summary per input. ``bars``: progress bars (a terminal), else log lines."""
-    inputs = expand_inputs(source_spec)
-    specs = [parse_sink(text) for text in sink_specs or ["null"]]  # a bad --sink fails before anything opens
-    # Inputs and outputs first: a missing file or camera, or an output that would replace an
-    # existing file, fails at once, before seconds of model loading.
-    size = parse_size(config.resize) if config.resize else None
-    sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
-    if size is not None:
-        sources = [ResizedSource(source, size) for source in sources]
+    _, sources, per_input = open_inputs(source_spec, sink_specs, config)
     try:
-        per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
-        check_outputs([spec for targets in per_input for spec in targets], config.sink)
         colorizer = Colorizer(pick_model(config), config.engine)
     except BaseException:
         for source in sources:
             source.close()
         raise
-    if not sink_specs:
-        logger.warning("no --sink: the colorized frames are not kept (add --sink out.mp4, a folder/, or preview)")
+    warn_without_sinks(sink_specs)
     progress = Progress(sources, max_frames=config.max_frames, bars=bars)
     summaries, outputs = [], []
     try:
         for source, targets in zip(sources, per_input):
             sinks = [open_sink(spec, config.sink) for spec in targets]
             outputs += [sink for sink in sinks if hasattr(sink, "written_path")]
-            if config.engine.warmup:
-                colorizer.warmup(source.info.height, source.info.width)
-            colorizer.start_input(source.info.sequence)
-            in_turn = stages_in_turn(colorizer.device.type, source.info.live)
-            pipeline = Pipeline(
-                source, colorizer, sinks,
-                capacity=config.queue.capacity, policy=config.queue.policy,
-                max_frames=config.max_frames, on_frame=progress, in_turn=in_turn,
-            )
             progress.start(source)
             try:
-                summary = pipeline.run()
-            except NirstreamError as error:  # the one error line also says what was kept, and where
-                kept = [f"{_frames(sink.frames_written)} kept in {sink.written_path}" for sink in sinks
-                        if getattr(sink, "written_path", None) is not None and sink.written_path.exists()]
-                if kept and kept[0] not in str(error):
-                    error.args = (f"{error} ({'; '.join(kept)})",)
-                raise
+                summary = colorize_input(source, colorizer, sinks, config, on_frame=progress)
             finally:
-                progress.end(pipeline.written)
+                progress.end()
             summaries.append(summary)
             # through the log: with --log-json the summary is one JSON object (its fields under "extra")
             logger.bind(summary=asdict(summary)).info(summary.table())
@@ -91,13 +68,69 @@ def run(
         for source in sources:
             source.close()
     if summary_json is not None:
-        _write_summaries(summaries, summary_json)
+        write_summaries(summaries, summary_json)
     for sink in outputs:
         logger.info(f"output: {sink.written_path.resolve()} ({sink.frames_written} frames)")
-    for spec in specs:
-        if spec.kind == "folder" and len(sources) == 1:
-            logger.info(f"output: {spec.output}")
+    for spec in {spec for targets in per_input for spec in targets if spec.kind == "folder"}:
+        logger.info(f"output: {spec.output}")
     return summaries
+
+
+def open_inputs(
+    source_spec: str, sink_specs: list[str], config: RunConfig
+) -> tuple[list[str], list[Source], list[list[SinkSpec]]]:
+    """Every input ``source_spec`` names: its spec, its opened source, and the sinks it writes.
+
+    Inputs and outputs are checked first: a missing file or camera, a bad ``--sink``, or an
+    output that would replace an existing file fails at once, before seconds of model loading.
+    """
+    inputs = expand_inputs(source_spec)
+    specs = [parse_sink(text) for text in sink_specs or ["null"]]
+    size = parse_size(config.resize) if config.resize else None
+    sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
+    if size is not None:
+        sources = [ResizedSource(source, size) for source in sources]
+    try:
+        per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
+        check_outputs([spec for targets in per_input for spec in targets], config.sink)
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return inputs, sources, per_input
+
+
+def warn_without_sinks(sink_specs: list[str]) -> None:
+    """Said once the model has loaded (a bad model is the one line a failing run prints)."""
+    if not sink_specs:
+        logger.warning("no --sink: the colorized frames are not kept (add --sink out.mp4, a folder/, or preview)")
+
+
+def colorize_input(
+    source: Source, colorizer: Colorizer, sinks: list[Sink], config: RunConfig,
+    *, on_frame: Callable[[Frame, Pipeline], None] | None = None,
+) -> Summary:
+    """One input through ``colorizer`` into its opened ``sinks``: the same on one machine and on a
+    cluster's worker (:mod:`nirstream.stream.cluster`), so both write the same frames.
+
+    A failure's one error line also says what was kept, and where.
+    """
+    if config.engine.warmup:
+        colorizer.warmup(source.info.height, source.info.width)
+    colorizer.start_input(source.info.sequence)
+    pipeline = Pipeline(
+        source, colorizer, sinks,
+        capacity=config.queue.capacity, policy=config.queue.policy, max_frames=config.max_frames,
+        on_frame=on_frame, in_turn=stages_in_turn(colorizer.device.type, source.info.live),
+    )
+    try:
+        return pipeline.run()
+    except NirstreamError as error:
+        kept = [f"{_frames(sink.frames_written)} kept in {sink.written_path}" for sink in sinks
+                if getattr(sink, "written_path", None) is not None and sink.written_path.exists()]
+        if kept and kept[0] not in str(error):
+            error.args = (f"{error} ({'; '.join(kept)})",)
+        raise
 
 
 def stages_in_turn(device_type: str, live: bool) -> bool:
@@ -157,7 +190,7 @@ def _frames(count: int) -> str:
     return f"{count} frame" + ("" if count == 1 else "s")
 
 
-def _write_summaries(summaries: list[Summary], path: Path) -> None:
+def write_summaries(summaries: list[Summary], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([asdict(s) for s in summaries], indent=2) + "\n")
     logger.info(f"summary: {path}")

@@ -1,6 +1,7 @@
 """Shared fixtures: the optional real data beside the checkout, and deterministic seeding."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,17 @@ def epfl_root() -> Path:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _log_to_the_stderr_of_the_moment():
+    """A test that runs the command line (``main``) leaves loguru writing to that test's captured
+    stderr, closed once it ends: later tests' log lines would go nowhere, with an error each."""
+    yield
+    from loguru import logger
+
+    logger.remove()
+    logger.add(lambda message: sys.stderr.write(message), level="DEBUG")
 
 
 @pytest.fixture(autouse=True)

@@ -35,3 +35,16 @@ def random_frames(count: int, width: int, height: int, high: int, dtype: type) -
     frames = [rng.integers(0, high + 1, (height, width)).astype(dtype) for _ in range(count)]
     frames[0][0, :2] = (0, high)  # the full range, so a limited-range rescale would show
     return frames
+
+
+def fragmented_mp4(path: Path, count: int) -> Path:
+    """The kind of file nirstream itself records: fragmented MP4, a fragment per second."""
+    from nirstream.stream.frame import Frame, StreamInfo
+    from nirstream.stream.sinks import VideoSink
+
+    sink = VideoSink(path)
+    sink.open(StreamInfo("t", 64, 48, float(RATE), 8, False))
+    for index, pixels in enumerate(random_frames(count, 64, 48, 255, np.uint8)):
+        sink.write(Frame(index, index / RATE, 0.0, pixels, np.repeat(pixels[:, :, None], 3, axis=2)))
+    sink.close()
+    return path

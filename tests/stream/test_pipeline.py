@@ -260,9 +260,8 @@ def test_file_runs_without_a_terminal_log_progress_with_eta_per_input_and_for_th
         progress = Progress(sources, max_frames=None, bars=False)
         for source in sources:
             progress.start(source)
-            pipeline = Pipeline(source, Gray(), [ListSink(delay=0.002)], on_frame=progress)
-            pipeline.run()
-            progress.end(pipeline.written)
+            Pipeline(source, Gray(), [ListSink(delay=0.002)], on_frame=progress).run()
+            progress.end()
         progress.close()
 
     lines = _logged_lines(run, monkeypatch)

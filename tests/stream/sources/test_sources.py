@@ -21,7 +21,7 @@ from nirstream.stream.sources import (
 from nirstream.stream.sources import camera as camera_module
 from nirstream.stream.stats import Stage
 
-from videos import RATE, random_frames, write_video
+from videos import RATE, fragmented_mp4, random_frames, write_video
 from nirstream.stream.sources.camera import camera_frame_to_nir
 
 @pytest.fixture(scope="module")
@@ -89,19 +89,6 @@ def test_missing_and_corrupt_videos_give_one_line_errors(tmp_path: Path) -> None
         assert "\n" not in str(error.value)
 
 
-def _fragmented_mp4(path: Path, count: int) -> Path:
-    """The kind of file nirstream itself records: fragmented MP4, a fragment per second."""
-    from nirstream.stream.frame import Frame, StreamInfo
-    from nirstream.stream.sinks import VideoSink
-
-    sink = VideoSink(path)
-    sink.open(StreamInfo("t", 64, 48, float(RATE), 8, False))
-    for index, pixels in enumerate(random_frames(count, 64, 48, 255, np.uint8)):
-        sink.write(Frame(index, index / RATE, 0.0, pixels, np.repeat(pixels[:, :, None], 3, axis=2)))
-    sink.close()
-    return path
-
-
 def test_a_truncated_video_is_an_error_after_its_frames_in_every_container(tmp_path: Path, videos) -> None:
     """Cut in half: an MP4 with its index first (faststart) falls short of its declared frame
     count, an MKV of its declared duration, a fragmented MP4 ends inside a packet; each yields
@@ -128,7 +115,7 @@ def test_a_truncated_video_is_an_error_after_its_frames_in_every_container(tmp_p
     cases = [
         (cut(faststart), r"20 declared"),
         (cut(mkv), r"[\d.]+ s of the [\d.]+ s declared"),
-        (cut(_fragmented_mp4(tmp_path / "fragmented.mp4", 3 * RATE)), r"its last frame is cut off"),
+        (cut(fragmented_mp4(tmp_path / "fragmented.mp4", 3 * RATE)), r"its last frame is cut off"),
     ]
     for path, how in cases:
         decoded = []
@@ -145,7 +132,7 @@ def test_a_truncated_video_is_an_error_after_its_frames_in_every_container(tmp_p
 
 
 def test_whole_files_of_every_container_are_not_reported(tmp_path: Path, videos) -> None:
-    for path in (_fragmented_mp4(tmp_path / "whole.mp4", 2 * RATE), videos["gray16.mkv"][0], videos["gray8.mp4"][0]):
+    for path in (fragmented_mp4(tmp_path / "whole.mp4", 2 * RATE), videos["gray16.mkv"][0], videos["gray8.mp4"][0]):
         with VideoSource(path) as source:
             assert sum(1 for _ in source) > 0 and source.damaged == 0
 
@@ -155,7 +142,7 @@ def test_damage_in_the_middle_is_skipped_and_counted(tmp_path: Path) -> None:
     around them are all read."""
     from loguru import logger
 
-    path = _fragmented_mp4(tmp_path / "damaged.mp4", 3 * RATE)
+    path = fragmented_mp4(tmp_path / "damaged.mp4", 3 * RATE)
     data = bytearray(path.read_bytes())
     with av.open(str(path)) as container:
         packets = [(p.pos, p.size) for p in container.demux(video=0) if p.size]
