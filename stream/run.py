@@ -29,7 +29,7 @@ from nirstream.stream.frame import Frame
 from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
-from nirstream.stream.sources import Source, expand_inputs, is_camera_spec, open_source
+from nirstream.stream.sources import Source, expand_inputs, is_camera_spec, open_source, relative_names
 from nirstream.stream.sources.resize import ResizedSource, parse_size
 from nirstream.stream.stats import Summary
 
@@ -91,7 +91,8 @@ def open_inputs(
     if size is not None:
         sources = [ResizedSource(source, size) for source in sources]
     try:
-        per_input = [[spec.for_input(s.info.name) if len(sources) > 1 else spec for spec in specs] for s in sources]
+        names = relative_names(source_spec, inputs)
+        per_input = [[spec.for_input(name) if len(sources) > 1 else spec for spec in specs] for name in names]
         check_outputs([spec for targets in per_input for spec in targets], config.sink)
     except BaseException:
         for source in sources:

@@ -52,15 +52,16 @@ class SinkSpec:
         return self.path.resolve() if self.path is not None else None
 
     def for_input(self, input_name: str) -> "SinkSpec":
-        """The spec for one of many inputs: folder ``out/`` and input ``drive1.mp4`` give ``out/drive1.mp4``.
+        """The spec for one of many inputs: folder ``out/`` and input ``car1/front.mp4`` (its path
+        below the glob's fixed folder) give ``out/car1/front.mp4``.
 
-        Each input becomes an MP4 named after it (its file stem, or the last part of a URL or
-        camera name). Any other sink (``null``, ``window``, a preview, one file) is unchanged.
+        Each input becomes an MP4 named after it, in the input's subfolders. Any other sink
+        (``null``, ``window``, a preview, one file) is unchanged.
         """
         if self.kind != "folder":
             return self
-        stem = Path(input_name.rstrip("/").split("?")[0]).stem or "output"
-        path = self.path / f"{stem}.mp4"
+        relative = Path(input_name.rstrip("/").split("?")[0])
+        path = self.path / relative.parent / f"{relative.stem or 'output'}.mp4"
         return replace(self, kind="video", text=str(path), path=path)
 
 

@@ -7,6 +7,7 @@ like ultralytics: ``testsrc`` (``testsrc:640x512@30``), ``cam0`` / ``0`` / ``/de
 line runs one after another.
 """
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "expand_inputs",
     "make_frame",
     "open_source",
+    "relative_names",
 ]
 
 _TESTSRC = re.compile(r"testsrc(?::(?P<width>\d+)x(?P<height>\d+))?(?:@(?P<fps>\d+(?:\.\d+)?))?")
@@ -93,3 +95,16 @@ def expand_inputs(spec: str) -> list[str]:
     if len(images) < len(matches):
         raise SourceError(f"{spec} matches both images and videos: use one pattern for each")
     return [spec]
+
+
+def relative_names(spec: str, inputs: list[str]) -> list[str]:
+    """Each input's path below the fixed folder of the glob ``spec``: ``drives/**/*.mp4`` and
+    ``drives/car1/front.mp4`` give ``car1/front.mp4``. A batch's outputs mirror these, so drives
+    of the same file name in different folders do not collide."""
+    fixed = []
+    for part in Path(str(spec).strip()).parts:
+        if is_glob(part):
+            break
+        fixed.append(part)
+    base = Path(*fixed) if fixed else Path(".")
+    return [os.path.relpath(path, base) for path in inputs]

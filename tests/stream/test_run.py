@@ -190,14 +190,25 @@ def test_outputs_that_cannot_be_written_fail_before_the_model_loads(tmp_path, ca
 
 
 def test_two_inputs_that_would_write_one_file_are_refused_before_the_model_loads(tmp_path, capsys):
-    for folder in ("a", "b"):
-        (tmp_path / folder).mkdir()
-        write_video(tmp_path / folder / "clip.mp4", "libx264", "gray", random_frames(2, 32, 24, 255, np.uint8))
-    code = main(["run", "--source", str(tmp_path / "*" / "clip.mp4"), "--sink", str(tmp_path / "out") + "/",
+    for name in ("clip.mp4", "clip.mkv"):
+        write_video(tmp_path / name, "libx264", "gray", random_frames(2, 32, 24, 255, np.uint8))
+    code = main(["run", "--source", str(tmp_path / "clip.*"), "--sink", str(tmp_path / "out") + "/",
                  "--model", "no-such-model"])
     assert code == 2
     assert "two inputs would both write" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_batch_mirrors_the_folders_of_its_inputs(tmp_path, weights):
+    """Drives of one file name in different folders (``car1/front.mp4``, ``car2/front.mp4``)."""
+    for folder in ("car1", "car2/2026-11-29"):
+        (tmp_path / "drives" / folder).mkdir(parents=True)
+        write_video(tmp_path / "drives" / folder / "front.mp4", "libx264", "gray", random_frames(2, 32, 24, 255, np.uint8))
+    code = main(["run", "--source", str(tmp_path / "drives" / "**" / "*.mp4"), "--sink", str(tmp_path / "out") + "/",
+                 "--weights", str(weights)])
+    assert code == 0
+    written = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.mp4"))
+    assert written == ["car1/front.mp4", "car2/2026-11-29/front.mp4"]
 
 
 def _limit_file_size(limit: int):

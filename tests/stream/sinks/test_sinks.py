@@ -356,7 +356,8 @@ def test_parse_sink_kinds_and_output_paths(tmp_path):
 
 
 def test_a_folder_sink_gives_each_of_many_inputs_its_own_video(tmp_path):
-    assert parse_sink("out/").for_input("drives/drive1.mp4").path == Path("out") / "drive1.mp4"
+    assert parse_sink("out/").for_input("drive1.mp4").path == Path("out") / "drive1.mp4"
+    assert parse_sink("out/").for_input("car1/2026-11-29/front.mkv").path == Path("out") / "car1" / "2026-11-29" / "front.mp4"
     per_camera = parse_sink(str(tmp_path)).for_input("cam0")
     assert (per_camera.kind, per_camera.path) == ("video", tmp_path / "cam0.mp4")
     for text in ("null", "one.mp4", "http://127.0.0.1:8080/", "preview:9000"):  # one sink for every input
