@@ -248,12 +248,12 @@ def run_pipeline(args: argparse.Namespace) -> int:
         from nirstream.stream.cluster import ClusterConfig, run_on_cluster
 
         cluster = ClusterConfig(args.cluster, args.workers, args.worker_threads, args.tries)
-        summaries, _ = run_on_cluster(source, sinks or [], config, cluster, summary_json=args.summary_json,
-                                      bars=bars, debug=args.debug)
-    elif args.workers or args.worker_threads:
+        _, batch = run_on_cluster(source, sinks or [], config, cluster, summary_json=args.summary_json,
+                                  bars=bars, debug=args.debug, log_json=args.log_json)
+        return 130 if batch.interrupted else 0
+    if args.workers or args.worker_threads:
         raise ConfigError("--workers and --worker-threads size a --cluster pool: add --cluster ray")
-    else:
-        summaries = run(source, sinks or [], config, summary_json=args.summary_json, bars=bars)
+    summaries = run(source, sinks or [], config, summary_json=args.summary_json, bars=bars)
     if any(summary.interrupted for summary in summaries):
         return 130  # stopped by SIGINT/SIGTERM or a window's q: outputs are complete up to that frame
     return 0

@@ -15,6 +15,7 @@ module imports it only when a run asks for a cluster.
 """
 
 import os
+import re
 import secrets
 import socket
 import sys
@@ -32,7 +33,7 @@ from nirstream.core.errors import NirstreamError
 from nirstream.stream.config import RunConfig
 from nirstream.stream.errors import ClusterError
 from nirstream.stream.progress import EVERY_S, duration
-from nirstream.stream.sinks.spec import SinkSpec
+from nirstream.stream.sinks.spec import SinkSpec, parse_sink
 from nirstream.stream.stats import Summary
 
 RAY_MISSING = "--cluster needs Ray, an optional extra: pip install 'nirstream[ray]'"
@@ -46,6 +47,9 @@ REPORT_EVERY_S = 0.5
 """How often a worker tells the driver how far its file has come."""
 STOP_WAIT_S = 60.0
 """After Ctrl-C, how long the driver waits for workers to close their files as partial."""
+START_TIMEOUT_S = 300.0
+"""How long the pool waits for its workers to start and load the model before it says the
+cluster cannot place them."""
 MARKER = ".nirstream-cluster-check"
 
 
@@ -71,7 +75,7 @@ class Job:
     name: str
     targets: list[SinkSpec]
     frames: int | None  # expected frames, for progress
-    video_seconds: float | None
+    fps: float | None  # the input's frame rate: what its frames are in seconds of video
     work: float  # what largest-first sorts on: frames x pixels, else the file's bytes
     tries: int = 0
     done: int = 0  # frames written by the attempt under way (or the last)
@@ -93,6 +97,7 @@ class BatchSummary:
     video_seconds: float
     wall_seconds: float
     workers: int
+    interrupted: bool = False  # Ctrl-C: files not started are in no count but ``files``
 
     @property
     def speed(self) -> float:
@@ -100,7 +105,9 @@ class BatchSummary:
         return self.video_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def line(self) -> str:
-        others = "".join(f", {count} {what}" for count, what in ((self.stopped, "stopped"), (self.failed, "failed")) if count)
+        not_started = self.files - self.finished - self.stopped - self.failed
+        others = "".join(f", {count} {what}" for count, what in (
+            (self.stopped, "stopped"), (self.failed, "failed"), (not_started, "not started")) if count)
         return (f"batch: {self.finished} of {self.files} files finished{others}, {self.frames} frames, "
                 f"{duration(self.video_seconds)} of video in {duration(self.wall_seconds)} on {self.workers} "
                 f"workers: {self.speed:.2f} video-seconds per second")
@@ -147,33 +154,41 @@ def _glob_matches(spec: str) -> bool:
 
 
 class ColorizeWorker:
-    """A Ray actor's state: the model, loaded once, and the colorizer it runs every file with.
+    """A Ray actor: the model, loaded once by :meth:`load`, and the colorizer it runs every file
+    with. Wrapped with ``ray.remote`` by the pool (so that importing this module needs no Ray);
+    it runs two calls at once, :meth:`colorize` and :meth:`stop` beside it.
 
-    Wrapped with ``ray.remote`` by the pool (so that importing this module needs no Ray). It
-    runs two calls at once: :meth:`colorize`, and :meth:`stop` beside it.
+    Construction only stores the settings: what can fail on a worker's node (storage it cannot
+    see, weights that are not there) fails in a method, whose error reaches the driver whole.
     """
 
     def __init__(self, config: RunConfig, threads: int, log_level: str) -> None:
+        self.config, self.threads = config, threads
+        logger.remove()
+        logger.add(sys.stderr, level=log_level, format="{level: <7} {message}", colorize=False)
+        self.colorizer = None
+        self.loading = threading.Lock()
+        self.stopping = threading.Event()
+
+    def check_storage(self, markers: dict[str, str], inputs: list[str]) -> tuple[list[str], str]:
+        """What this node cannot see, and where this node is (for the error)."""
+        import ray
+
+        return shared_storage_problems(markers, inputs), f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+
+    def load(self) -> int:
+        """Load the model (once: a first file that arrives meanwhile waits for it); the worker's
+        process id (what a test kills)."""
         import torch
 
         from nirstream.stream.colorizer import Colorizer
         from nirstream.stream.run import pick_model
 
-        logger.remove()
-        logger.add(sys.stderr, level=log_level, format="{level: <7} {message}", colorize=False)
-        torch.set_num_threads(threads)
-        self.config = config
-        self.colorizer = Colorizer(pick_model(config), config.engine)
-        self.stopping = threading.Event()
-
-    def describe(self) -> dict[str, Any]:
-        import ray
-
-        return {"pid": os.getpid(), "host": socket.gethostname(), "node": ray.util.get_node_ip_address(),
-                "device": str(self.colorizer.device)}
-
-    def check_storage(self, markers: dict[str, str], inputs: list[str]) -> list[str]:
-        return shared_storage_problems(markers, inputs)
+        with self.loading:
+            if self.colorizer is None:
+                torch.set_num_threads(self.threads)
+                self.colorizer = Colorizer(pick_model(self.config), self.config.engine)
+        return os.getpid()
 
     def colorize(self, job: int, attempt: int, spec: str, targets: list[SinkSpec], tally: Any) -> Summary:
         """Colorize one file into its sinks, reporting progress to ``tally`` as it goes."""
@@ -182,6 +197,8 @@ class ColorizeWorker:
         from nirstream.stream.sources import open_source
         from nirstream.stream.sources.resize import ResizedSource, parse_size
 
+        self.load()
+        self.stopping.clear()
         source = open_source(spec)
         if self.config.resize:
             source = ResizedSource(source, parse_size(self.config.resize))
@@ -237,7 +254,7 @@ class Tally:
 
 def run_on_cluster(
     source_spec: str, sink_specs: list[str], config: RunConfig, cluster: ClusterConfig, *,
-    summary_json: Path | None = None, bars: bool = False, debug: bool = False,
+    summary_json: Path | None = None, bars: bool = False, debug: bool = False, log_json: bool = False,
     on_progress: Callable[[list[Job]], None] | None = None,
 ) -> tuple[list[Summary], BatchSummary]:
     """Colorize every file ``source_spec`` names on a Ray cluster; one summary per finished file
@@ -248,14 +265,15 @@ def run_on_cluster(
     ray = import_ray()
     from nirstream.stream.run import pick_model, warn_without_sinks, write_summaries
 
-    jobs = plan_jobs(source_spec, sink_specs, config)
+    jobs, folders = plan_jobs(source_spec, sink_specs, config)
     if config.weights:
-        config = replace(config, weights=str(Path(config.weights).resolve()))
+        config = replace(config, weights=str(Path(config.weights).expanduser().resolve()))
     pick_model(config)  # a bad --weights or --model fails here, once, not in every worker
     warn_without_sinks(sink_specs)
-    started_here = connect(ray, cluster.address)
+    started_here = connect(ray, cluster.address, quiet=log_json)
     try:
         pool = WorkerPool(ray, config, cluster, jobs, log_level="DEBUG" if debug else "WARNING")
+        pool.start(folders)
         batch = pool.run(bars=bars, on_progress=on_progress)
     finally:
         if started_here:
@@ -265,7 +283,7 @@ def run_on_cluster(
     if summary_json is not None:
         write_summaries(summaries, summary_json)
     failed = [job for job in jobs if job.error is not None]
-    if failed:
+    if failed and not batch.interrupted:
         listed = "; ".join(f"{job.name}: {job.error}" for job in failed[:3]) + ("; ..." if len(failed) > 3 else "")
         raise ClusterError(f"{len(failed)} of {len(jobs)} files failed ({listed})")
     return summaries, batch
@@ -279,32 +297,37 @@ def import_ray() -> Any:
     return ray
 
 
-def connect(ray: Any, address: str) -> bool:
+def connect(ray: Any, address: str, *, quiet: bool = False) -> bool:
     """Join the cluster ``address`` names, or start a local one; True when this run started it
-    (and so shuts it down). A Ray already initialised in this process is used as it is."""
+    (and so shuts it down). A Ray already initialised in this process is used as it is.
+
+    ``quiet`` (``--log-json``): only Ray's errors, and no worker output relayed, so that every
+    line on stderr stays a JSON object; the workers' warnings then stay in Ray's log files.
+    """
     if ray.is_initialized():
         return False
     if address == "ray":
         address = os.environ.get("RAY_ADDRESS") or "local"
     elif not address.startswith("ray://"):
         raise ClusterError(f"unknown --cluster {address!r}: expected ray (a local Ray, or RAY_ADDRESS) or ray://HOST:PORT")
-    options = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": True}
+    options = {"include_dashboard": False, "logging_level": "ERROR" if quiet else "WARNING", "log_to_driver": not quiet}
+    if address == "local":  # a new Ray for this run, never one an earlier `ray start` left running
+        options["object_store_memory"] = 256 * 2**20  # frames never pass through it: files and small results
     try:
-        if address == "local":
-            ray.init(num_cpus=os.cpu_count(), object_store_memory=256 * 2**20, **options)
-        else:
-            ray.init(address=address, **options)
-    except (ConnectionError, TimeoutError, RuntimeError) as error:
+        ray.init(address=address, **options)
+    except (ConnectionError, TimeoutError, RuntimeError, ValueError) as error:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {str(error).splitlines()[0]}") from error
     where = "a local Ray" if address == "local" else address
     logger.info(f"cluster: {where}, {_resources_line(ray.cluster_resources())}")
     return True
 
 
-def plan_jobs(source_spec: str, sink_specs: list[str], config: RunConfig) -> list[Job]:
+def plan_jobs(source_spec: str, sink_specs: list[str], config: RunConfig) -> tuple[list[Job], list[Path]]:
     """The batch's files, checked as a single-machine run checks them, with absolute paths every
-    node can use; live sources and sinks that show pictures are refused."""
+    node can use, and the output folders the workers write in; live sources and sinks that show
+    pictures are refused."""
     from nirstream.stream.run import open_inputs
+    from nirstream.stream.sources import relative_names
 
     for text in sink_specs:
         if text in ("window", "preview") or text.startswith(("preview:", "http://")):
@@ -313,48 +336,56 @@ def plan_jobs(source_spec: str, sink_specs: list[str], config: RunConfig) -> lis
     inputs, sources, per_input = open_inputs(source_spec, sink_specs, config)
     try:
         jobs = []
-        for index, (spec, source, targets) in enumerate(zip(inputs, sources, per_input)):
+        names = relative_names(source_spec, inputs) if len(inputs) > 1 else [s.info.name for s in sources]
+        for index, (spec, name, source, targets) in enumerate(zip(inputs, names, sources, per_input)):
             info = source.info
             if info.live:
                 raise ClusterError(f"--cluster colorizes recorded files; {info.name} is live: run it without --cluster")
             frames = info.frame_count if config.max_frames is None else min(info.frame_count or config.max_frames, config.max_frames)
-            path = spec if "://" in spec else os.path.abspath(spec)
-            size = os.path.getsize(path) if os.path.isfile(path) else 0
+            local = Path(spec).expanduser()
+            is_path = local.exists() or _glob_matches(spec)
+            path = os.path.abspath(local) if is_path else spec  # testsrc and URLs as they are
             jobs.append(Job(
-                index=index, input=path, name=info.name,
+                index=index, input=path, name=name,
                 targets=[replace(t, path=t.path.resolve(), text=str(t.path.resolve())) if t.path else t for t in targets],
-                frames=frames,
-                video_seconds=frames / info.fps if frames and info.fps else None,
-                work=frames * info.width * info.height if frames else size,
+                frames=frames, fps=info.fps,
+                work=frames * info.width * info.height if frames else (local.stat().st_size if local.is_file() else 0),
             ))
     finally:
         for source in sources:
             source.close()
-    return jobs
+    specs = [parse_sink(text) for text in sink_specs]
+    folders = sorted({(spec.path if spec.kind == "folder" else spec.path.parent).resolve() for spec in specs if spec.path})
+    return jobs, folders
 
 
 class WorkerPool:
-    """The actors and the loop that feeds them: largest file first, a dead worker replaced and
+    """The actors and the loop that feeds them: largest file first, a failed worker replaced and
     its file retried elsewhere, Ctrl-C passed on as a clean stop."""
 
     def __init__(self, ray: Any, config: RunConfig, cluster: ClusterConfig, jobs: list[Job], *, log_level: str) -> None:
         self.ray, self.config, self.cluster, self.jobs = ray, config, cluster, jobs
         count, self.threads, self.gpu = pool_shape(ray.cluster_resources(), cluster.workers, cluster.threads, len(jobs))
         self.log_level = log_level
-        self.tally = ray.remote(Tally).options(num_cpus=0).remote()
+        # on the head node, which outlives any worker's node (the driver reads it every loop)
+        head = {"resources": {"node:__internal_head__": 0.001}} if "node:__internal_head__" in ray.cluster_resources() else {}
+        self.tally = ray.remote(Tally).options(num_cpus=0, **head).remote()
         self.actors = [self._new_actor() for _ in range(count)]
+        self.loading: dict[Any, Any] = {}  # the load() call of each actor still starting: ref -> actor
+        self.pids: dict[int, int] = {}  # id(actor) -> its process id, once loaded
         per_worker = "1 GPU" if self.gpu else f"{self.threads} CPU thread{'s' if self.threads > 1 else ''}"
         logger.info(f"cluster: {count} workers of {per_worker} each, {len(jobs)} files, largest first")
-        self.pids: dict[Any, int] = {}
 
     def _new_actor(self) -> Any:
         options = {"num_cpus": self.threads, "num_gpus": 1 if self.gpu else 0, "max_concurrency": 2, "max_restarts": 0}
         return self.ray.remote(ColorizeWorker).options(**options).remote(self.config, self.threads, self.log_level)
 
-    def check_storage(self) -> None:
-        """Every worker must see the inputs and the output folders as the driver does (shared
-        storage mounted at the same path): a marker file with a fresh token proves it."""
-        folders = {(t.path if t.kind == "folder" else t.path.parent) for job in self.jobs for t in job.targets if t.path}
+    def start(self, folders: list[Path]) -> None:
+        """Check that every worker sees the inputs, the weights and the output folders as the
+        driver does (shared storage mounted at the same path: a marker file with a fresh token
+        proves it), then load the model on each; a one-line error when one cannot."""
+        inputs = [job.input for job in self.jobs if os.path.isabs(job.input)]
+        inputs += [self.config.weights] if self.config.weights else []
         markers = {}
         try:
             for folder in folders:
@@ -363,28 +394,36 @@ class WorkerPool:
                 marker = folder / f"{MARKER}-{token}"
                 marker.write_text(token)
                 markers[str(marker)] = token
-            inputs = [job.input for job in self.jobs]
-            answers = self.ray.get([actor.check_storage.remote(markers, inputs) for actor in self.actors])
-            places = self.ray.get([actor.describe.remote() for actor in self.actors])
-        except self.ray.exceptions.RayActorError as error:
-            raise ClusterError(f"a worker failed to start: {_cause(self.ray, error)}") from error
+            answers = self._within_start_time([actor.check_storage.remote(markers, inputs) for actor in self.actors])
         finally:
             for marker in markers:
                 Path(marker).unlink(missing_ok=True)
-        for problems, place in zip(answers, places):
+        for problems, place in answers:
             if problems:
                 raise ClusterError(
-                    f"the worker on {place['host']} ({place['node']}) cannot see {problems[0]}: --cluster needs the "
-                    "inputs and the output folder on storage every node mounts at the same path"
+                    f"the worker on {place} cannot see {problems[0]}: --cluster needs the inputs, the weights and "
+                    "the output folder on storage every node mounts at the same path"
                 )
-        self.pids = {id(actor): place["pid"] for actor, place in zip(self.actors, places)}
+        pids = self._within_start_time([actor.load.remote() for actor in self.actors])
+        self.pids = {id(actor): pid for actor, pid in zip(self.actors, pids)}
+
+    def _within_start_time(self, refs: list) -> list:
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=START_TIMEOUT_S)
+        if len(ready) < len(refs):
+            raise ClusterError(
+                f"{len(refs) - len(ready)} of {len(refs)} workers did not start within {START_TIMEOUT_S:.0f} s: "
+                "the cluster may not have the CPUs or GPUs they ask for (see --workers, --worker-threads)"
+            )
+        try:
+            return self.ray.get(refs)
+        except self.ray.exceptions.RayError as error:
+            raise ClusterError(f"a worker failed to start: {_cause(error)}") from error
 
     def run(self, *, bars: bool, on_progress: Callable[[list[Job]], None] | None) -> BatchSummary:
-        self.check_storage()
         started = time.monotonic()
         progress = _BatchProgress(self.jobs, bars=bars)
         queue = deque(sorted(self.jobs, key=lambda job: job.work, reverse=True))
-        idle, running = list(self.actors), {}
+        idle, running, interrupted = list(self.actors), {}, False
         try:
             try:
                 while queue or running:
@@ -396,6 +435,7 @@ class WorkerPool:
                         running[ref] = (actor, job)
                     ready, _ = self.ray.wait(list(running), num_returns=1, timeout=REPORT_EVERY_S)
                     self._read_tally()
+                    self._note_loaded(running)
                     for ref in ready:
                         actor, job = running.pop(ref)
                         self._finish(ref, actor, job, idle, queue)
@@ -403,6 +443,7 @@ class WorkerPool:
                     if on_progress is not None:
                         on_progress(self.jobs)
             except KeyboardInterrupt:
+                interrupted = True
                 logger.warning("interrupted: stopping the workers; files under way stay partial")
                 self._stop(running)
         finally:
@@ -413,46 +454,72 @@ class WorkerPool:
             files=len(self.jobs), finished=len(done) - stopped, stopped=stopped,
             failed=sum(job.error is not None for job in self.jobs),
             frames=sum(job.summary.written for job in done),
-            video_seconds=sum(job.summary.written * job.video_seconds / job.frames for job in done
-                              if job.video_seconds and job.frames),
-            wall_seconds=time.monotonic() - started, workers=len(self.actors),
+            video_seconds=sum(job.summary.written / job.fps for job in done if job.fps),
+            wall_seconds=time.monotonic() - started, workers=len(self.actors), interrupted=interrupted,
         )
 
     def _read_tally(self) -> None:
-        for index, (attempt, frames, partials) in self.ray.get(self.tally.read.remote()).items():
+        try:
+            state = self.ray.get(self.tally.read.remote(), timeout=10)
+        except self.ray.exceptions.RayError:  # progress is lost, not the batch
+            return
+        for index, (attempt, frames, partials) in state.items():
             job = self.jobs[index]
             if attempt == job.tries and job.summary is None:
                 job.done = frames
             job.partials.update(partials)
 
+    def _note_loaded(self, running: dict) -> None:
+        """Replacement workers that finished loading: their process ids, for their jobs."""
+        if not self.loading:
+            return
+        ready, _ = self.ray.wait(list(self.loading), num_returns=len(self.loading), timeout=0)
+        for ref in ready:
+            actor = self.loading.pop(ref)
+            try:
+                self.pids[id(actor)] = self.ray.get(ref)
+            except self.ray.exceptions.RayError:
+                continue  # its colorize call fails too, and is retried
+            for worker, job in running.values():
+                if worker is actor:
+                    job.worker_pid = self.pids[id(actor)]
+
     def _finish(self, ref: Any, actor: Any, job: Job, idle: list, queue: deque) -> None:
         """Take a finished call's result: a summary, an input error (not retried), or a failure
-        that another worker may not have (retried while tries remain)."""
+        of the worker (killed, out of memory, a GPU fault, its node lost): that worker is
+        replaced and the file tried again elsewhere while tries remain."""
         try:
             job.summary = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as error:
-            cause = _cause(self.ray, error)
-            idle.append(actor)
             if isinstance(error.cause, NirstreamError):  # the file itself is bad: another try gives the same
-                job.error = cause
-                logger.error(f"{job.name}: {cause}")
+                idle.append(actor)
+                job.error = _cause(error)
+                logger.error(f"{job.name}: {job.error}")
                 return
-            self._retry(job, queue, cause)
+            idle.append(self._replace(actor))
+            self._retry(job, queue, _cause(error))
             return
-        except self.ray.exceptions.RayActorError:
-            self.pids.pop(id(actor), None)
-            replacement = self._new_actor()
-            self.actors[self.actors.index(actor)] = replacement
-            self.pids[id(replacement)] = self.ray.get(replacement.describe.remote())["pid"]
-            idle.append(replacement)
+        except self.ray.exceptions.RayError:
+            idle.append(self._replace(actor))
             self._retry(job, queue, "its worker died (killed, out of memory, or its node lost)")
             return
         idle.append(actor)
+        job.summary.name = job.name  # its path below the glob's folder: the base name may repeat
         job.done = job.summary.written
         logger.bind(summary=asdict(job.summary)).info(job.summary.table())
-        for partial in job.partials:  # what earlier, dead attempts left: the file is complete now
-            if partial not in {str(t.path) for t in job.targets}:
-                Path(partial).unlink(missing_ok=True)
+        for partial in job.partials:  # what earlier, failed tries left: the file is complete now
+            Path(partial).unlink(missing_ok=True)
+
+    def _replace(self, actor: Any) -> Any:
+        """A new worker in place of ``actor``, which is killed first (one that is only
+        unreachable would otherwise go on writing, and hold its GPU). Not waited for: its
+        first file queues behind its model's loading."""
+        self.ray.kill(actor, no_restart=True)
+        self.pids.pop(id(actor), None)
+        replacement = self._new_actor()
+        self.actors[self.actors.index(actor)] = replacement
+        self.loading[replacement.load.remote()] = replacement
+        return replacement
 
     def _retry(self, job: Job, queue: deque, reason: str) -> None:
         if job.tries < self.cluster.tries:
@@ -474,7 +541,7 @@ class WorkerPool:
             try:
                 job.summary = self.ray.get(ref)
             except self.ray.exceptions.RayError as error:
-                job.error = f"stopped: {_cause(self.ray, error)}"
+                job.error = f"stopped: {_cause(error)}"
             else:
                 logger.bind(summary=asdict(job.summary)).info(job.summary.table())
 
@@ -508,15 +575,16 @@ class _BatchProgress:
         self.bar.close()
 
 
-def _cause(ray: Any, error: BaseException) -> str:
-    """One line for what went wrong in a worker."""
+def _cause(error: BaseException) -> str:
+    """One line for what went wrong in a worker, without the colour codes Ray puts in."""
     cause = getattr(error, "cause", None)
     if isinstance(cause, NirstreamError):
-        return str(cause).splitlines()[0]
-    if cause is not None:
-        return f"{type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}".rstrip(": ")
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+        text = str(cause)
+    elif cause is not None:
+        text = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+    else:
+        text = str(error).strip() or type(error).__name__
+    return re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()[0]
 
 
 def _resources_line(resources: dict[str, float]) -> str:
