@@ -193,7 +193,7 @@ def test_every_bundled_config_builds():
             assert 80e6 < count < 120e6, count
             continue
         if name == "colormamba-lite":
-            assert 0.3e6 < count < 3e6, count  # a CPU model: 2.2 M since 2026-11-29
+            assert 0.3e6 < count < 6e6, count  # a CPU model: 4.7 M since 2026-11-30
         with torch.no_grad():
             assert model.eval()(torch.rand(1, 1, 48, 72)).shape == (1, 3, 48, 72)
 
