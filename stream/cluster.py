@@ -365,10 +365,11 @@ class WorkerPool:
 
     def __init__(self, ray: Any, config: RunConfig, cluster: ClusterConfig, jobs: list[Job], *, log_level: str) -> None:
         self.ray, self.config, self.cluster, self.jobs = ray, config, cluster, jobs
-        count, self.threads, self.gpu = pool_shape(ray.cluster_resources(), cluster.workers, cluster.threads, len(jobs))
+        resources = ray.cluster_resources()
+        count, self.threads, self.gpu = pool_shape(resources, cluster.workers, cluster.threads, len(jobs))
         self.log_level = log_level
         # on the head node, which outlives any worker's node (the driver reads it every loop)
-        head = {"resources": {"node:__internal_head__": 0.001}} if "node:__internal_head__" in ray.cluster_resources() else {}
+        head = {"resources": {"node:__internal_head__": 0.001}} if "node:__internal_head__" in resources else {}
         self.tally = ray.remote(Tally).options(num_cpus=0, **head).remote()
         self.actors = [self._new_actor() for _ in range(count)]
         self.loading: dict[Any, Any] = {}  # the load() call of each actor still starting: ref -> actor

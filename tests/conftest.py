@@ -50,6 +50,15 @@ def vcip_root() -> Path:
 
 
 @pytest.fixture
+def scenes_root() -> Path:
+    """The EPFL street/town/building/indoor/water pairs; skipped where absent."""
+    root = SHARED_DATA / "epfl_scenes"
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root}")
+    return root
+
+
+@pytest.fixture
 def epfl_root() -> Path:
     """The high-resolution EPFL country pairs; skipped where absent."""
     root = SHARED_DATA / "epfl_country_hr"

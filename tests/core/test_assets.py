@@ -115,7 +115,7 @@ def test_eval_reproduces_the_shipped_figures(vcip_root, monkeypatch):
 
 
 @pytest.mark.data
-def test_the_cpu_default_beats_the_gray_nir_on_the_held_out_scenes(monkeypatch):
+def test_the_cpu_default_beats_the_gray_nir_on_the_held_out_scenes(monkeypatch, scenes_root):
     """Streets, buildings, interiors and water it never trained on: the colorized frame must score
     better than the NIR frame shown as gray, or the model does harm outside the rural domain."""
     import torch
@@ -124,8 +124,6 @@ def test_the_cpu_default_beats_the_gray_nir_on_the_held_out_scenes(monkeypatch):
     from nirstream.core.train import load_train_config
     from nirstream.core.train.datasets import validation_sets
 
-    if not (SHARED_DATA / "epfl_scenes").is_dir():
-        pytest.skip("epfl_scenes not found beside the checkout")
     monkeypatch.chdir(REPOSITORY)
     (scenes,) = [d for name, d, _ in validation_sets(load_train_config("colormamba-lite").data) if name == "scenes"]
 

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPOSITORY, SHARED_DATA
+from conftest import REPOSITORY
 
 sys.path.insert(0, str(REPOSITORY / "tools"))
 from make_flicker_clips import MOTIONS, SIZE, make_pair_clips, views, write_twin  # noqa: E402
@@ -44,9 +44,7 @@ def test_the_twin_is_written_losslessly(tmp_path):
 
 
 @pytest.mark.data
-def test_a_scene_pair_gives_a_nir_clip_and_its_twin(tmp_path):
-    if not (SHARED_DATA / "epfl_scenes").is_dir():
-        pytest.skip("../shared/data/epfl_scenes is not here")
+def test_a_scene_pair_gives_a_nir_clip_and_its_twin(tmp_path, scenes_root):
     nir_clip, twin = make_pair_clips("street_0005", "zoom", "slow", tmp_path, seconds=1.0)
     with av.open(str(nir_clip)) as a, av.open(str(twin)) as b:
         counts = (sum(1 for _ in a.decode(video=0)), sum(1 for _ in b.decode(video=0)))
