@@ -15,6 +15,7 @@ import argparse
 import torch
 from loguru import logger
 
+from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.bench import frame_flops, measure_peak_tflops
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
@@ -29,14 +30,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20)
     args = parser.parse_args()
+    keep_freed_memory()  # as the nirstream command does
     logger.remove()  # the runs' own lines would bury the table
+    choices = []  # what `precision: auto` chose, from the runs' log lines
+    logger.add(lambda message: choices.append(message.record["message"]), level="INFO",
+               filter=lambda record: record["message"].startswith("precision:"))
     peak = measure_peak_tflops(torch.device("cpu"), "fp32")
     colorizer = Colorizer(pick_model(RunConfig()), RunConfig().engine)
     lines = [
-        f"Shipped CPU model, fp32, torch threads {torch.get_num_threads()}; measured fp32 matmul rate "
+        f"Shipped CPU model, `precision: auto`, torch threads {torch.get_num_threads()}; measured fp32 matmul rate "
         f"{peak * 1e3:.0f} GFLOP/s; load before: {load()}",
         "",
-        "| size | fps through `nirstream run` | ms per frame | GFLOPs per frame | floor ms (FLOPs / rate) | share of the rate |",
+        "| size | fps through `nirstream run` | ms per frame | GFLOPs per frame | floor ms (FLOPs / fp32 rate) | share of the fp32 rate |",
         "|---|---|---|---|---|---|",
     ]
     for width, height in SIZES:
@@ -49,6 +54,7 @@ def main() -> None:
             f"{floor_ms * summary.fps / 1e3:.0%} |"
         )
         print(lines[-1], flush=True)
+    lines += ["", "Precision chosen: " + ("; ".join(choices) if choices else "fp32 (no bf16 on this CPU)")]
     update_section("frame_budget", "Frame budgets of the CPU default through nirstream run (benchmarks/frame_budget.py)",
                    "\n".join(lines))
 

@@ -2,19 +2,20 @@
 
 Three ways through the same frames with the same colorizer, source and sink classes:
 
-- pipelined: :class:`~nirstream.stream.pipeline.Pipeline` as ``nirstream run`` runs it on this
-  machine (stages in turn or in threads: :func:`~nirstream.stream.run.stages_in_turn`);
-- threads: the Pipeline with decode, colorize and encode in their own threads, side by side;
-- sequential: one thread decodes a frame, colorizes it, encodes it, then the next;
+- pipelined: :class:`~nirstream.stream.pipeline.Pipeline` as ``nirstream run`` runs it
+  (decode, fan-out and encode in threads, the colorizer in the calling thread);
+- sequential: a plain loop that decodes a frame, colorizes it, encodes it, then the next;
 - colorizer only: the frames decoded into memory beforehand, colorized one after another
   (nothing to decode or encode: the ceiling the pipeline can approach).
 
-Clips: the bundled demo (480x320) and the same frames scaled to 1280x720 (written to a
-temporary file, with real content). Each round runs every way once, in turn, so a change in
-the machine's load falls on all of them alike; the table gives medians over the rounds and the
-ratios. Writes the ``pipeline`` section of RESULTS.md.
+Clips: the bundled demo (480x320) and the same frames scaled to 640x512 and 1280x720
+(written to temporary files, with real content). Each round runs every way once, in turn, so
+a change in the machine's load falls on all of them alike; ratios are taken within a round
+and the table gives their medians over the rounds. Malloc is tuned as the ``nirstream``
+command tunes it (``benchmarks/allocator.py`` measures that). Writes the ``pipeline``
+section of RESULTS.md.
 
-    python benchmarks/pipeline.py [--rounds 3] [--frames 60]
+    python benchmarks/pipeline.py [--rounds 5] [--frames 40]
 """
 
 import argparse
@@ -29,16 +30,18 @@ import cv2
 import torch
 
 from nirstream.core.assets import demo_clip
+from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline
-from nirstream.stream.run import pick_model, stages_in_turn
+from nirstream.stream.run import pick_model
 from nirstream.stream.sinks import VideoSink
 from nirstream.stream.sources import VideoSource
 
 from results import load, update_section
 
-WAYS = ("pipelined", "threads", "sequential", "colorizer only")
+WAYS = ("pipelined", "sequential", "colorizer only")
+SIZES = {"480x320 demo": None, "640x512": (640, 512), "1280x720": (1280, 720)}
 
 
 def scaled_clip(source: Path, out: Path, width: int, height: int, frames: int) -> Path:
@@ -58,13 +61,11 @@ def scaled_clip(source: Path, out: Path, width: int, height: int, frames: int) -
     return out
 
 
-def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int, in_turn: bool | None = None) -> float:
-    """fps of the Pipeline; ``in_turn`` None: as ``nirstream run`` chooses on this machine."""
+def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float:
+    """fps of the Pipeline, as ``nirstream run`` runs it."""
     source, sink = VideoSource(clip), VideoSink(out, overwrite=True)
-    if in_turn is None:
-        in_turn = stages_in_turn(colorizer.device.type, source.info.live)
     start = time.perf_counter()
-    summary = Pipeline(source, colorizer, [sink], max_frames=frames, in_turn=in_turn).run()
+    summary = Pipeline(source, colorizer, [sink], max_frames=frames).run()
     return summary.written / (time.perf_counter() - start)
 
 
@@ -94,50 +95,55 @@ def colorizer_only(colorizer: Colorizer, clip: Path, frames: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=60, help="frames of each clip per run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=40, help="frames of each clip per run")
     args = parser.parse_args()
+    keep_freed_memory()  # as the nirstream command does
 
     model = pick_model(RunConfig())
     colorizer = Colorizer(model, ColorizerConfig(device="cpu"))
     tiled = Colorizer(model, ColorizerConfig(device="cpu", tile=640))  # the fixed tiles before engine.tile: auto
+    load_before = load()
     rows, tile_rows = [], []
     with tempfile.TemporaryDirectory() as folder:
-        clips = {"480x320 demo": demo_clip(), "1280x720": scaled_clip(demo_clip(), Path(folder) / "720p.mp4", 1280, 720, args.frames)}
-        for name, clip in clips.items():
+        for name, size in SIZES.items():
+            clip = demo_clip() if size is None else scaled_clip(demo_clip(), Path(folder) / f"{name}.mp4", *size, args.frames)
             with VideoSource(clip) as probe:
-                colorizer.warmup(probe.info.height, probe.info.width)
+                info = probe.info
+            colorizer.warmup(info.height, info.width)
             fps = {way: [] for way in WAYS}
             out = Path(folder) / "out.mp4"
             for _ in range(args.rounds):
                 fps["pipelined"].append(pipelined(colorizer, clip, out, args.frames))
-                fps["threads"].append(pipelined(colorizer, clip, out, args.frames, in_turn=False))
                 fps["sequential"].append(sequential(colorizer, clip, out, args.frames))
                 fps["colorizer only"].append(colorizer_only(colorizer, clip, args.frames))
             median = {way: statistics.median(values) for way, values in fps.items()}
-            rows.append((name, median, fps))
-            if max(probe.info.width, probe.info.height) > 640:  # where auto runs whole what 640-px tiles split
-                tiled.warmup(probe.info.height, probe.info.width)
+            ratios = {base: statistics.median(a / b for a, b in zip(fps["pipelined"], fps[base]))
+                      for base in ("sequential", "colorizer only")}
+            rows.append((name, median, ratios, fps))
+            if max(info.width, info.height) > 640:  # where auto runs whole what 640-px tiles split
+                tiled.warmup(info.height, info.width)
                 runs = {"640-px tiles": [], "tile: auto": []}
-                for _ in range(args.rounds):
+                for _ in range(min(args.rounds, 3)):
                     runs["640-px tiles"].append(pipelined(tiled, clip, out, args.frames))
                     runs["tile: auto"].append(pipelined(colorizer, clip, out, args.frames))
                 tile_rows.append((name, {k: statistics.median(v) for k, v in runs.items()},
-                                  colorizer.tile_choice(probe.info.height, probe.info.width).reason))
-            print(name, {way: f"{value:.2f}" for way, value in median.items()}, flush=True)
+                                  colorizer.tile_choice(info.height, info.width).reason))
+            print(name, {way: f"{value:.2f}" for way, value in median.items()},
+                  {key: f"{value:.2f}" for key, value in ratios.items()}, flush=True)
 
     lines = [
-        f"torch threads {torch.get_num_threads()}, {args.frames} frames per run, {args.rounds} rounds "
-        f"alternated; load before: {load()}; `nirstream run` here runs file stages "
-        f"{'in turn' if stages_in_turn('cpu', False) else 'in threads'}",
+        f"torch threads {torch.get_num_threads()}, precision {colorizer.precision}, {args.frames} frames per run, "
+        f"{args.rounds} rounds alternated; load before: {load_before}, after: {load()}. Ratios are medians of each "
+        "round's ratio.",
         "",
-        "| clip | pipelined fps | threads fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
-        "|---|---|---|---|---|---|---|",
+        "| clip | pipelined fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, median, _ in rows:
+    for name, median, ratios, _ in rows:
         lines.append(
-            f"| {name} | {median['pipelined']:.2f} | {median['threads']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
-            f"{median['pipelined'] / median['sequential']:.2f}x | {median['pipelined'] / median['colorizer only']:.2f}x |"
+            f"| {name} | {median['pipelined']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
+            f"{ratios['sequential']:.2f}x | {ratios['colorizer only']:.2f}x |"
         )
     for name, median, reason in tile_rows:
         lines += [
@@ -147,7 +153,7 @@ def main() -> None:
             f"{median['tile: auto'] / median['640-px tiles']:.2f}x |",
         ]
     lines += ["", "Every run (fps): " + "; ".join(
-        f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, fps in rows for way, values in fps.items()
+        f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, _, fps in rows for way, values in fps.items()
     )]
     update_section("pipeline", "Pipelined run vs a plain loop vs the colorizer alone (benchmarks/pipeline.py)", "\n".join(lines))
 

@@ -367,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug, args.log_json)
     from nirstream.core.errors import NirstreamError
+    from nirstream.stream.allocator import keep_freed_memory
+
+    keep_freed_memory()
 
     try:
         code = args.handler(args)

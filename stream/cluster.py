@@ -30,6 +30,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from nirstream.core.errors import NirstreamError
+from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.config import RunConfig
 from nirstream.stream.errors import ClusterError
 from nirstream.stream.progress import EVERY_S, duration
@@ -166,6 +167,7 @@ class ColorizeWorker:
         self.config, self.threads = config, threads
         logger.remove()
         logger.add(sys.stderr, level=log_level, format="{level: <7} {message}", colorize=False)
+        keep_freed_memory()  # this worker process runs the model, as `nirstream run` does
         self.colorizer = None
         self.loading = threading.Lock()
         self.stopping = threading.Event()

@@ -2,9 +2,16 @@
 
 ```
 Source --Frame--> [inbox] --> Colorizer --Frame(+rgb)--> [outbox] --> fan-out --> [queue] --> Sink 1
-(thread)          policy       (thread)                   policy      (thread)     policy      (thread)
+(thread)          policy     (calling thread)             policy      (thread)     policy      (thread)
                                                                                    [queue] --> Sink 2 ...
 ```
+
+The colorizer runs in the thread that calls :meth:`Pipeline.run`, the one that loaded and
+warmed up the model, because on the CPU a second thread running the model costs a third of
+its speed: torch's OpenMP keeps a team of worker threads per thread that calls it, and with
+more of them than cores, libgomp stops its workers spinning between parallel regions and puts
+them to sleep instead (``benchmarks/pipeline.py``: 0.56x of the colorizer alone at 480x320
+with the model in its own thread).
 
 Each queue has a named policy: ``block`` (no frame lost: the default for files) or
 ``drop_oldest`` (the freshest frame, bounded latency: the default for live sources); every
@@ -16,10 +23,6 @@ disk, an encoder falling behind, a window) never holds up the others:
 - recording sinks keep every frame of a file input (``block``); with a live source they hold
   up to :data:`LIVE_RECORDING_BUFFER_S` of frames, and drop (counted for that sink, said in
   the summary) only if the source outruns them for longer.
-
-With ``in_turn`` every stage runs in the calling thread instead, one frame at a time
-(decode, colorize, write): for a file input on a CPU whose cores the model already uses,
-where the threads would only fight the model for them (measured in ``benchmarks/pipeline.py``).
 
 A frame counts as written when every sink has written or dropped it. Shutdown, whether at
 the end of the input, on SIGINT/SIGTERM, on a sink asking to quit or on an error in any stage,
@@ -134,8 +137,7 @@ class Pipeline:
     (a live recording's queue holds ``recording_buffer_s`` of frames, at least ``capacity``).
     ``max_frames`` stops after that many captured frames. ``on_frame`` is called, from the sink
     thread that finishes it, after each frame every sink has written or dropped (progress
-    bars, live stats lines). ``in_turn``: no threads, every stage in the calling thread (see the
-    module's docstring).
+    bars, live stats lines).
     """
 
     def __init__(
@@ -149,7 +151,6 @@ class Pipeline:
         max_frames: int | None = None,
         on_frame: Callable[[Frame, "Pipeline"], None] | None = None,
         recording_buffer_s: float = LIVE_RECORDING_BUFFER_S,
-        in_turn: bool = False,
     ) -> None:
         self.source, self.stage, self.sinks = source, stage, sinks
         live = source.info.live
@@ -166,7 +167,6 @@ class Pipeline:
         self.sink_written = [0] * len(sinks)
         self.max_frames = max_frames
         self.on_frame = on_frame
-        self.in_turn = in_turn
         self.stop = threading.Event()
         self.clock = StageClock()
         self.captured = 0
@@ -233,16 +233,6 @@ class Pipeline:
         if getattr(sink, "quit_requested", False):
             self.stop.set()
 
-    def _in_turn(self) -> None:
-        """Every stage in this thread, one frame at a time: read, colorize, write to each sink."""
-        try:
-            for frame in self.stage.run(self._stamped(self._read(), Stage.COLORIZE_START)):
-                self._handed(frame)
-                for index in range(len(self.sinks)):
-                    self._deliver(index, frame)
-        except BaseException as exc:  # noqa: BLE001
-            self._fail(exc)
-
     def _read(self) -> Iterator[Frame]:
         """The source's frames, counted, until its end, a stop or ``max_frames``."""
         for frame in self.source:
@@ -304,16 +294,15 @@ class Pipeline:
     def run(self) -> Summary:
         """Run to the end of the input (or a stop), close everything, and summarise."""
         started = time.monotonic()
-        threads = [] if self.in_turn else self._threads()
+        threads = self._threads()
         previous = _install_stop_handlers(self.stop)
         finished = False  # every stage ran to its end: nothing raised here (a sink's open, Ctrl-C)
         try:
             for sink in self.sinks:  # inside the try: a sink that fails to open closes the others
                 sink.open(self.source.info)
-            if self.in_turn:
-                self._in_turn()
             for thread in threads:
                 thread.start()
+            self._colorize()  # here, in the model's own thread (the module's docstring says why)
             for thread in threads:
                 while thread.is_alive():
                     thread.join(0.1)
@@ -336,8 +325,8 @@ class Pipeline:
         )
 
     def _threads(self) -> list[threading.Thread]:
-        """A thread per stage: capture, colorize, fan-out, and one per sink."""
-        stages = [("capture", self._capture), ("colorize", self._colorize), ("fan-out", self._fan_out)]
+        """A thread per stage but the colorizer's: capture, fan-out, and one per sink."""
+        stages = [("capture", self._capture), ("fan-out", self._fan_out)]
         stages += [(f"sink-{i}", lambda i=i: self._write(i)) for i in range(len(self.sinks))]
         return [threading.Thread(target=target, name=f"nirstream-{name}", daemon=True) for name, target in stages]
 

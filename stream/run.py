@@ -7,12 +7,10 @@ its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`, reported by
 """
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from loguru import logger
 
 from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
@@ -122,7 +120,7 @@ def colorize_input(
     pipeline = Pipeline(
         source, colorizer, sinks,
         capacity=config.queue.capacity, policy=config.queue.policy, max_frames=config.max_frames,
-        on_frame=on_frame, in_turn=stages_in_turn(colorizer.device.type, source.info.live),
+        on_frame=on_frame,
     )
     try:
         return pipeline.run()
@@ -132,22 +130,6 @@ def colorize_input(
         if kept and kept[0] not in str(error):
             error.args = (f"{error} ({'; '.join(kept)})",)
         raise
-
-
-def stages_in_turn(device_type: str, live: bool) -> bool:
-    """Whether to run a file's stages in turn in one thread rather than in threads side by side.
-
-    On the CPU the model's threads use every core (torch's default); decoding and encoding in
-    threads beside them then take cores from the model mid-computation, and on a 2-core CPU
-    the threaded run was 0.75x (480x320) and 0.86x (1280x720) of the plain loop
-    (``benchmarks/pipeline.py``). So a file input on the CPU runs its stages in turn unless
-    torch leaves a core free (``torch.set_num_threads`` below the core count, or
-    ``OMP_NUM_THREADS``). A live source keeps its threads: its capture must never wait for the
-    model, or the camera's frames would pile up. On CUDA the model runs on the GPU and the
-    threads overlap for free.
-    """
-    spare_cores = (os.cpu_count() or 1) - torch.get_num_threads()
-    return device_type == "cpu" and not live and spare_cores < 1
 
 
 def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:

@@ -335,35 +335,3 @@ def test_the_summary_cdc_leaves_scene_cuts_out():
 
     summary = Pipeline(TwoScenes(10), Gray(), [ListSink()]).run()
     assert summary.cdc == 0.0  # counted across the cut it would be large
-
-
-def test_stages_in_turn_give_the_same_frames_counts_and_closing_as_threads():
-    threaded, in_turn = ListSink(), ListSink()
-    a = Pipeline(FakeSource(20), Gray(), [threaded]).run()
-    b = Pipeline(FakeSource(20), Gray(), [in_turn], in_turn=True).run()
-    assert threaded.frames == in_turn.frames and len(in_turn.frames) == 20
-    assert (a.captured, a.written, a.sinks, a.cdc) == (b.captured, b.written, b.sinks, b.cdc)
-    assert in_turn.closed and in_turn.complete is True
-    assert set(b.latencies) == {"queue", "colorize", "sink", "end_to_end"}
-
-    assert Pipeline(FakeSource(100), Gray(), [ListSink()], in_turn=True, max_frames=7).run().written == 7
-    assert Pipeline(FakeSource(5), Gray(), [], in_turn=True).run().written == 5  # no sink: still counted
-
-    failing, other = ListSink(fail_at=3), ListSink()
-    with pytest.raises(SinkError, match="disk full"):
-        Pipeline(FakeSource(10), Gray(), [other, failing], in_turn=True).run()
-    assert failing.closed and other.closed and other.complete is False
-
-
-def test_files_on_the_cpu_run_in_turn_unless_torch_leaves_a_core_free(monkeypatch):
-    import torch
-
-    from nirstream.stream.run import stages_in_turn
-
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    assert stages_in_turn("cpu", live=False)
-    assert not stages_in_turn("cpu", live=True)  # a camera's capture never waits for the model
-    assert not stages_in_turn("cuda", live=False)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
-    assert not stages_in_turn("cpu", live=False)
