@@ -69,17 +69,26 @@ def pipelined(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float
     return summary.written / (time.perf_counter() - start)
 
 
-def sequential(colorizer: Colorizer, clip: Path, out: Path, frames: int) -> float:
+def sequential(colorizer: Colorizer, clip: Path, out: Path, frames: int, parts: dict[str, list[float]]) -> float:
+    """fps of a plain loop; adds each frame's decode, colorize and encode ms to ``parts``."""
     sink = VideoSink(out, overwrite=True)
     start = time.perf_counter()
     with VideoSource(clip) as source:
         sink.open(source.info)
-        done = 0
-        for frame in source:
-            sink.write(colorizer.colorize(frame))
-            done += 1
-            if done == frames:
+        frames_in, done = iter(source), 0
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            frame = next(frames_in, None)
+            if frame is None:
                 break
+            t1 = time.perf_counter()
+            colorized = colorizer.colorize(frame)
+            t2 = time.perf_counter()
+            sink.write(colorized)
+            t3 = time.perf_counter()
+            for part, seconds in (("decode", t1 - t0), ("colorize", t2 - t1), ("encode", t3 - t2)):
+                parts[part].append(seconds * 1e3)
+            done += 1
     sink.close()
     return done / (time.perf_counter() - start)
 
@@ -112,15 +121,16 @@ def main() -> None:
                 info = probe.info
             colorizer.warmup(info.height, info.width)
             fps = {way: [] for way in WAYS}
+            parts = {"decode": [], "colorize": [], "encode": []}  # ms per frame in the plain loop
             out = Path(folder) / "out.mp4"
             for _ in range(args.rounds):
                 fps["pipelined"].append(pipelined(colorizer, clip, out, args.frames))
-                fps["sequential"].append(sequential(colorizer, clip, out, args.frames))
+                fps["sequential"].append(sequential(colorizer, clip, out, args.frames, parts))
                 fps["colorizer only"].append(colorizer_only(colorizer, clip, args.frames))
             median = {way: statistics.median(values) for way, values in fps.items()}
             ratios = {base: statistics.median(a / b for a, b in zip(fps["pipelined"], fps[base]))
                       for base in ("sequential", "colorizer only")}
-            rows.append((name, median, ratios, fps))
+            rows.append((name, median, ratios, fps, {part: statistics.median(ms) for part, ms in parts.items()}))
             if max(info.width, info.height) > 640:  # where auto runs whole what 640-px tiles split
                 tiled.warmup(info.height, info.width)
                 runs = {"640-px tiles": [], "tile: auto": []}
@@ -137,13 +147,15 @@ def main() -> None:
         f"{args.rounds} rounds alternated; load before: {load_before}, after: {load()}. Ratios are medians of each "
         "round's ratio.",
         "",
-        "| clip | pipelined fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only |",
-        "|---|---|---|---|---|---|",
+        "| clip | pipelined fps | sequential fps | colorizer only fps | pipelined / sequential | pipelined / colorizer only "
+        "| in the loop, ms per frame: decode / colorize / encode |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for name, median, ratios, _ in rows:
+    for name, median, ratios, _, ms in rows:
         lines.append(
             f"| {name} | {median['pipelined']:.2f} | {median['sequential']:.2f} | {median['colorizer only']:.2f} | "
-            f"{ratios['sequential']:.2f}x | {ratios['colorizer only']:.2f}x |"
+            f"{ratios['sequential']:.2f}x | {ratios['colorizer only']:.2f}x | "
+            f"{ms['decode']:.1f} / {ms['colorize']:.1f} / {ms['encode']:.1f} |"
         )
     for name, median, reason in tile_rows:
         lines += [
@@ -153,7 +165,7 @@ def main() -> None:
             f"{median['tile: auto'] / median['640-px tiles']:.2f}x |",
         ]
     lines += ["", "Every run (fps): " + "; ".join(
-        f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, _, fps in rows for way, values in fps.items()
+        f"{name} {way} " + ", ".join(f"{v:.2f}" for v in values) for name, _, _, fps, _ in rows for way, values in fps.items()
     )]
     update_section("pipeline", "Pipelined run vs a plain loop vs the colorizer alone (benchmarks/pipeline.py)", "\n".join(lines))
 
