@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -159,6 +160,11 @@ class ColorizeWorker:
     with. Wrapped with ``ray.remote`` by the pool (so that importing this module needs no Ray);
     it runs two calls at once, :meth:`colorize` and :meth:`stop` beside it.
 
+    Ray runs those calls on a pool of threads, so the model's work (loading, warm-up, every
+    file) goes to one thread of the worker's own: torch keeps a team of OpenMP threads per
+    thread that calls it, and more teams than cores make every team slow
+    (:mod:`nirstream.stream.pipeline` says how).
+
     Construction only stores the settings: what can fail on a worker's node (storage it cannot
     see, weights that are not there) fails in a method, whose error reaches the driver whole.
     """
@@ -169,7 +175,7 @@ class ColorizeWorker:
         logger.add(sys.stderr, level=log_level, format="{level: <7} {message}", colorize=False)
         keep_freed_memory()  # this worker process runs the model, as `nirstream run` does
         self.colorizer = None
-        self.loading = threading.Lock()
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirstream-model")
         self.stopping = threading.Event()
 
     def check_storage(self, markers: dict[str, str], inputs: list[str]) -> tuple[list[str], str]:
@@ -181,16 +187,18 @@ class ColorizeWorker:
     def load(self) -> int:
         """Load the model (once: a first file that arrives meanwhile waits for it); the worker's
         process id (what a test kills)."""
+        self.model_thread.submit(self._load).result()
+        return os.getpid()
+
+    def _load(self) -> None:
         import torch
 
         from nirstream.stream.colorizer import Colorizer
         from nirstream.stream.run import pick_model
 
-        with self.loading:
-            if self.colorizer is None:
-                torch.set_num_threads(self.threads)
-                self.colorizer = Colorizer(pick_model(self.config), self.config.engine)
-        return os.getpid()
+        if self.colorizer is None:
+            torch.set_num_threads(self.threads)
+            self.colorizer = Colorizer(pick_model(self.config), self.config.engine)
 
     def colorize(self, job: int, attempt: int, spec: str, targets: list[SinkSpec], tally: Any) -> Summary:
         """Colorize one file into its sinks, reporting progress to ``tally`` as it goes."""
@@ -207,7 +215,7 @@ class ColorizeWorker:
         sinks = [open_sink(target, self.config.sink) for target in targets]
         report = _Reporter(tally, job, attempt, sinks, self.stopping)
         try:
-            summary = colorize_input(source, self.colorizer, sinks, self.config, on_frame=report)
+            summary = self.model_thread.submit(colorize_input, source, self.colorizer, sinks, self.config, on_frame=report).result()
         finally:
             report.send()
         return summary

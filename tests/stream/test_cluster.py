@@ -116,6 +116,44 @@ def test_jobs_have_absolute_paths_and_expected_work(tmp_path, monkeypatch):
     assert jobs[0].fps == 25
 
 
+def test_a_worker_runs_the_model_on_one_thread_whichever_thread_ray_calls_it_on(tmp_path, monkeypatch):
+    """Ray calls a worker from a pool of threads; torch would keep an OpenMP team for each."""
+    import threading
+
+    import nirstream.stream.run as run_module
+    from nirstream.stream.cluster import ColorizeWorker
+    from nirstream.stream.sinks.spec import parse_sink
+
+    torch.manual_seed(0)
+    weights = save_weights(build_model(dict(TINY_COLORMAMBA)).eval(), tmp_path / "tiny.safetensors", info={"epoch": 1})
+    model_threads = []
+    real_colorize_input = run_module.colorize_input
+
+    def colorize_input(*args, **kwargs):
+        model_threads.append(threading.get_ident())
+        return real_colorize_input(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "colorize_input", colorize_input)
+    real_pick_model = run_module.pick_model
+    monkeypatch.setattr(run_module, "pick_model", lambda config: model_threads.append(threading.get_ident()) or real_pick_model(config))
+
+    class Tally:  # stands in for the driver's Tally actor
+        class add:
+            @staticmethod
+            def remote(*_):
+                pass
+
+    worker = ColorizeWorker(_config(weights, "max_frames=3"), threads=1, log_level="WARNING")
+    callers = [threading.Thread(target=worker.load)]
+    callers += [threading.Thread(target=worker.colorize, args=(job, 1, "testsrc:64x48", [parse_sink("null")], Tally()))
+                for job in range(2)]
+    for caller in callers:  # one after another, each on a new thread, as Ray's pool may call them
+        caller.start()
+        caller.join()
+    assert len(model_threads) == 3 and len(set(model_threads)) == 1
+    assert model_threads[0] not in {caller.ident for caller in callers}
+
+
 # --- on a local Ray -----------------------------------------------------------------------------
 
 
