@@ -2,7 +2,7 @@
 NIR cameras deliver, beside the floor its FLOPs set at the machine's measured matrix rate.
 
 Each size runs ``testsrc`` (a synthetic moving scene, no decoding) into the null sink with the
-run's defaults (``engine.tile: auto``, stages as ``nirstream run`` chooses); the fps is frames
+run's defaults (``engine.tile: auto``, ``precision: auto``, malloc tuned); the fps is frames
 written over the run's wall time after a warm-up frame. The floor is the FLOPs the colorizer
 spends per frame over the fp32 matmul rate measured here. Writes the ``frame_budget`` section
 of RESULTS.md.

@@ -1,19 +1,22 @@
 """Keep freed memory for the next frame: glibc's malloc tuned for a model that allocates the
 same large buffers on every frame.
 
-By default glibc hands every buffer above a moving threshold (at most 32 MiB) to ``mmap``,
-returns freed memory at the top of the heap to the OS, and gives each thread its own arena.
-A CPU forward pass frees and allocates its activations, tens to hundreds of megabytes, on
-every frame, so the kernel maps and zeroes them again each time: at 1280x720 about 49,000
-page faults a frame, a fifth of the frame's time (``benchmarks/pipeline.py`` measures runs
-with and without). :func:`keep_freed_memory` sets one arena, the largest fixed ``mmap``
-threshold glibc accepts and no trimming, so after the first frame the buffers are reused. The
-cost: the process keeps its peak memory until it exits, which a pipeline needs again on the
-next frame anyway.
+By default glibc hands buffers above a moving threshold to ``mmap``, returns freed memory at
+the top of the heap to the OS, and gives each thread its own arena. A CPU forward pass frees
+and allocates its activations, tens to hundreds of megabytes, on every frame, so the kernel
+maps and zeroes them again each time: at 1280x720 about 50,000 page faults a frame
+(``benchmarks/allocator.py``, which measures ``nirstream run`` with and without: 1.44x the
+fps at 1280x720, 1.13x at 480x320). Tuned, there is one arena, the largest fixed ``mmap``
+threshold glibc accepts (32 MiB on 64-bit) and no trimming, so after the first frame the
+heap holds the buffers. The cost: the process keeps its peak memory until it exits, which a
+pipeline needs again on the next frame anyway.
 
-Nothing is changed where malloc is not glibc's (macOS, musl), or where the user tunes it
-(any ``MALLOC_*`` variable, ``GLIBC_TUNABLES``, or a ``LD_PRELOAD`` of another allocator such
-as jemalloc or tcmalloc).
+:func:`keep_freed_memory` tunes the running process (the ``nirstream`` command calls it for
+the commands that run a model over frames, before any thread starts); :data:`TUNABLES` says
+the same to a process yet to start (a cluster's workers, whose own threads exist before any
+of our code runs). Nothing is changed where malloc is not glibc's (macOS, musl), or where the
+user tunes it (any ``MALLOC_*`` variable, ``GLIBC_TUNABLES``, or a ``LD_PRELOAD`` of another
+allocator such as jemalloc or tcmalloc).
 """
 
 import ctypes
@@ -28,6 +31,11 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 SETTINGS = {M_ARENA_MAX: 1, M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 2**31 - 1}
 """One arena; buffers up to 32 MiB (glibc's largest threshold on 64-bit) from the heap; never trim it."""
 
+NAMES = {M_ARENA_MAX: "arena_max", M_MMAP_THRESHOLD: "mmap_threshold", M_TRIM_THRESHOLD: "trim_threshold"}
+
+TUNABLES = ":".join(f"glibc.malloc.{NAMES[parameter]}={value}" for parameter, value in SETTINGS.items())
+"""The same settings as ``GLIBC_TUNABLES``, for a process yet to start."""
+
 
 def user_tunes_malloc(environ: dict[str, str] | None = None) -> bool:
     """Whether the environment already chooses the allocator or its settings."""
@@ -38,14 +46,30 @@ def user_tunes_malloc(environ: dict[str, str] | None = None) -> bool:
 
 
 def keep_freed_memory() -> bool:
-    """Tune glibc's malloc as the module says; whether it was done. Call it once, early, in a
-    process that runs the model (threads started before keep their own arenas)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or user_tunes_malloc():
+    """Tune this process's malloc as the module says; whether every setting took. Call it early,
+    before threads start (a thread that has allocated keeps its arena)."""
+    if not _ours_to_tune():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    done = all(mallopt(parameter, value) == 1 for parameter, value in SETTINGS.items())
-    logger.debug(f"malloc: {'one arena, freed memory kept' if done else 'mallopt refused; glibc defaults'}")
-    return done
+    refused = [NAMES[parameter] for parameter, value in SETTINGS.items() if mallopt(parameter, value) != 1]
+    if refused:
+        logger.debug(f"malloc: glibc refused {', '.join(refused)}; the other settings hold")
+    else:
+        logger.debug("malloc: one arena, freed memory kept")
+    return not refused
+
+
+def worker_environment() -> dict[str, str]:
+    """Environment variables that tune a process yet to start as :func:`keep_freed_memory` tunes
+    this one (other glibc tunables the user set are kept); none where malloc is not ours to tune."""
+    if not _ours_to_tune():
+        return {}
+    other = os.environ.get("GLIBC_TUNABLES")
+    return {"GLIBC_TUNABLES": f"{other}:{TUNABLES}" if other else TUNABLES}
+
+
+def _ours_to_tune() -> bool:
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and not user_tunes_malloc()

@@ -363,13 +363,19 @@ def configure_logging(debug: bool, as_json: bool) -> None:
     opencv_logging.setLogLevel(opencv_logging.LOG_LEVEL_WARNING if debug else opencv_logging.LOG_LEVEL_ERROR)
 
 
+FRAME_COMMANDS = {"run", "eval", "bench"}
+"""Commands that run a model over frame after frame, the same buffers each time: malloc is tuned
+for them (``stream/allocator.py``). Training was measured no faster tuned, so it is left alone."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug, args.log_json)
     from nirstream.core.errors import NirstreamError
     from nirstream.stream.allocator import keep_freed_memory
 
-    keep_freed_memory()
+    if args.command in FRAME_COMMANDS:
+        keep_freed_memory()
 
     try:
         code = args.handler(args)

@@ -31,7 +31,7 @@ from loguru import logger
 from tqdm import tqdm
 
 from nirstream.core.errors import NirstreamError
-from nirstream.stream.allocator import keep_freed_memory
+from nirstream.stream.allocator import worker_environment
 from nirstream.stream.config import RunConfig
 from nirstream.stream.errors import ClusterError
 from nirstream.stream.progress import EVERY_S, duration
@@ -173,7 +173,6 @@ class ColorizeWorker:
         self.config, self.threads = config, threads
         logger.remove()
         logger.add(sys.stderr, level=log_level, format="{level: <7} {message}", colorize=False)
-        keep_freed_memory()  # this worker process runs the model, as `nirstream run` does
         self.colorizer = None
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nirstream-model")
         self.stopping = threading.Event()
@@ -208,7 +207,6 @@ class ColorizeWorker:
         from nirstream.stream.sources.resize import ResizedSource, parse_size
 
         self.load()
-        self.stopping.clear()
         source = open_source(spec)
         if self.config.resize:
             source = ResizedSource(source, parse_size(self.config.resize))
@@ -218,6 +216,7 @@ class ColorizeWorker:
             summary = self.model_thread.submit(colorize_input, source, self.colorizer, sinks, self.config, on_frame=report).result()
         finally:
             report.send()
+            self.stopping.clear()  # here, not at the start: a stop that came while the model loaded holds for this file
         return summary
 
     def stop(self) -> None:
@@ -389,6 +388,8 @@ class WorkerPool:
 
     def _new_actor(self) -> Any:
         options = {"num_cpus": self.threads, "num_gpus": 1 if self.gpu else 0, "max_concurrency": 2, "max_restarts": 0}
+        if tuned := worker_environment():  # malloc tuned from the process's start, as `nirstream run` tunes it
+            options["runtime_env"] = {"env_vars": tuned}
         return self.ray.remote(ColorizeWorker).options(**options).remote(self.config, self.threads, self.log_level)
 
     def start(self, folders: list[Path]) -> None:

@@ -7,11 +7,10 @@ Source --Frame--> [inbox] --> Colorizer --Frame(+rgb)--> [outbox] --> fan-out --
 ```
 
 The colorizer runs in the thread that calls :meth:`Pipeline.run`, the one that loaded and
-warmed up the model, because on the CPU a second thread running the model costs a third of
-its speed: torch's OpenMP keeps a team of worker threads per thread that calls it, and with
-more of them than cores, libgomp stops its workers spinning between parallel regions and puts
-them to sleep instead (``benchmarks/pipeline.py``: 0.56x of the colorizer alone at 480x320
-with the model in its own thread).
+warmed up the model. torch's OpenMP keeps a team of worker threads for each thread that runs
+parallel work, and with more workers than cores libgomp stops them spinning between parallel
+regions and puts them to sleep: the model run from a second thread of the process ran at
+0.72x on a 2-core CPU (``benchmarks/model_thread.py``).
 
 Each queue has a named policy: ``block`` (no frame lost: the default for files) or
 ``drop_oldest`` (the freshest frame, bounded latency: the default for live sources); every
@@ -292,7 +291,9 @@ class Pipeline:
     # --- running --------------------------------------------------------------------------
 
     def run(self) -> Summary:
-        """Run to the end of the input (or a stop), close everything, and summarise."""
+        """Run to the end of the input (or a stop), close everything, and summarise. The
+        colorizer runs in this thread: call it from the thread that loaded and warmed up the
+        model (the module's docstring says why)."""
         started = time.monotonic()
         threads = self._threads()
         previous = _install_stop_handlers(self.stop)
@@ -355,7 +356,9 @@ def _install_stop_handlers(stop: threading.Event) -> dict[int, Any]:
         return {}
     previous = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, lambda *_: stop.set())
+        # set from a thread of its own: the handler runs in the main thread, which may be inside
+        # stop.set() already (the colorizer failing), and the Event's lock is not reentrant
+        previous[sig] = signal.signal(sig, lambda *_: threading.Thread(target=stop.set, daemon=True).start())
     return previous
 
 

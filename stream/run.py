@@ -110,7 +110,8 @@ def colorize_input(
     *, on_frame: Callable[[Frame, Pipeline], None] | None = None,
 ) -> Summary:
     """One input through ``colorizer`` into its opened ``sinks``: the same on one machine and on a
-    cluster's worker (:mod:`nirstream.stream.cluster`), so both write the same frames.
+    cluster's worker (:mod:`nirstream.stream.cluster`), so both write the same frames. Call it
+    from the thread that made ``colorizer``: the model runs in the calling thread.
 
     A failure's one error line also says what was kept, and where.
     """

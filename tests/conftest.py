@@ -90,6 +90,13 @@ def _cpu_precision_is_fp32(monkeypatch):
     monkeypatch.setattr("nirstream.stream.colorizer.colorizer.cpu_has_bf16", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def _malloc_left_as_it_is(monkeypatch):
+    """Commands run in-process (``main``) would tune this test process's malloc for the rest of
+    the session; tests/stream/test_allocator.py checks the tuning in processes of its own."""
+    monkeypatch.setattr("nirstream.stream.allocator.keep_freed_memory", lambda: False)
+
+
 @pytest.fixture
 def weights(tmp_path):
     """A tiny ColorMamba and its weights file: ``(model, path)``."""

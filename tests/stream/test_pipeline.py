@@ -335,3 +335,24 @@ def test_the_summary_cdc_leaves_scene_cuts_out():
 
     summary = Pipeline(TwoScenes(10), Gray(), [ListSink()]).run()
     assert summary.cdc == 0.0  # counted across the cut it would be large
+
+
+def test_the_colorizer_runs_in_the_thread_that_runs_the_pipeline():
+    """The thread that loaded the model: on the CPU a second thread would keep a second OpenMP team."""
+    import threading
+
+    class RecordingGray(Gray):
+        def __init__(self):
+            self.threads = set()
+
+        def run(self, frames):
+            for frame in super().run(frames):
+                self.threads.add(threading.get_ident())
+                yield frame
+
+    stage = RecordingGray()
+    for source in (FakeSource(12), FakeSource(12, live=True)):
+        sink = ListSink()
+        Pipeline(source, stage, [sink, ListSink()]).run()
+        assert len(sink.frames) == 12
+    assert stage.threads == {threading.get_ident()}
