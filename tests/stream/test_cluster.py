@@ -260,7 +260,11 @@ def test_ctrl_c_stops_the_batch_leaving_finished_files_and_partial_ones_named_pa
     drives.mkdir()
     _drive(drives / "quick.mp4", 5, 1)
     _drive(drives / "endless.mp4", 5000, 2)  # minutes at the workers' pace: still under way
-    command = [sys.executable, "-m", "nirstream.stream.cli", "run", "--source", str(drives / "*.mp4"),
+    # Ctrl-C raises KeyboardInterrupt as in a terminal, also when the tests run under `cmd &`
+    # (a shell ignores SIGINT in background jobs, and Python keeps an inherited SIG_IGN)
+    interactive = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "sys.argv[0] = 'nirstream'; runpy.run_module('nirstream.stream.cli', run_name='__main__')")
+    command = [sys.executable, "-c", interactive, "run", "--source", str(drives / "*.mp4"),
                "--sink", str(tmp_path / "out") + "/", "--weights", str(weights), "--cluster", "ray",
                "--workers", "2", "--worker-threads", "1", "--set", "engine.precision=fp32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_ADDRESS": "", "CUDA_VISIBLE_DEVICES": ""}
