@@ -12,6 +12,7 @@ never keeps rows from epochs it redid), ``curves.png`` and ``last.safetensors``,
 and ``checkpoint.pt`` every ``run.checkpoint_every`` epochs and at the end.
 """
 
+import gc
 import math
 import random
 import sys
@@ -58,9 +59,15 @@ def train(config: TrainConfig, resume: Path | None = None) -> Path:
     Under ``torchrun`` every process calls this; they share the work and rank 0 writes.
     """
     context = distributed.setup(config.run.device)
+    trainer = None
     try:
-        return Trainer(config, context, resume).fit()
+        trainer = Trainer(config, context, resume)
+        return trainer.fit()
     finally:
+        # The DDP module holds the process group: free it (and the reference cycles it sits in)
+        # while the interpreter is alive, or gloo's threads outlive it and abort the exit
+        del trainer
+        gc.collect()
         distributed.teardown(context)
 
 
