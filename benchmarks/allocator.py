@@ -3,11 +3,10 @@ defaults, as a user runs it: each run a ``nirstream run`` subprocess, the two al
 round by round.
 
 Clips: the bundled demo (480x320, decoded and encoded to MP4) and the same frames scaled to
-1280x720 (temporary file). The default arm sets ``MALLOC_PERTURB_=0``, glibc's own default
-(no perturbation): a ``MALLOC_*`` variable makes nirstream leave malloc alone, and this one
-changes nothing else. (Not ``MALLOC_TOP_PAD_`` or the thresholds: setting any of those, even
-to its default value, turns off glibc's moving ``mmap`` threshold, and every buffer above
-128 KiB is then mapped afresh, 2.4-2.9x slower than tuned as measured here.) fps is the run
+1280x720 (temporary file). The default arm runs with
+:data:`~nirstream.stream.allocator.GLIBC_DEFAULTS`, which keeps glibc's own settings
+(setting ``MALLOC_TOP_PAD_`` or a threshold instead, even to its default, maps every buffer
+above 128 KiB afresh: 2.4-2.9x slower than tuned, as measured here). fps is the run
 summary's (frames written over the pipeline's own time, so loading the model is left out);
 page faults are the whole child process's minor faults, loading included, per frame written.
 Writes the ``allocator`` section of RESULTS.md.
@@ -26,11 +25,12 @@ import tempfile
 from pathlib import Path
 
 from nirstream.core.assets import demo_clip
+from nirstream.stream.allocator import GLIBC_DEFAULTS
 
 from pipeline import scaled_clip
 from results import load, update_section
 
-ARMS = {"tuned": {}, "glibc defaults": {"MALLOC_PERTURB_": "0"}}
+ARMS = {"tuned": {}, "glibc defaults": GLIBC_DEFAULTS}
 
 
 def run_once(clip: Path, folder: Path, frames: int, env: dict[str, str]) -> tuple[float, float]:

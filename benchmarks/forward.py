@@ -21,10 +21,11 @@ import statistics
 import subprocess
 import sys
 
+from nirstream.stream.allocator import GLIBC_DEFAULTS
+
 from results import cpu_features, load, update_section
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-GLIBC_DEFAULTS = {"MALLOC_PERTURB_": "0"}  # a MALLOC_* variable: nirstream leaves malloc alone (benchmarks/allocator.py)
 
 WAYS = {
     "before: eager fp32, glibc malloc": ({}, GLIBC_DEFAULTS, "fp32"),

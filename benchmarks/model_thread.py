@@ -4,10 +4,11 @@ own colorizer.
 
 torch's OpenMP (libgomp) keeps a team of worker threads for each thread that runs parallel
 work; with more workers than cores, libgomp stops them spinning between parallel regions and
-they sleep instead. The third way shows that it is the second team, not the colorizer object:
-the loading thread's team still exists while the second thread runs. Malloc is tuned as the ``nirstream`` command tunes it, so page faults
-(``benchmarks/allocator.py``) are not part of the difference. Each round runs every way once,
-in turn; the table gives medians and each way's ratio to the loading thread within a round.
+they sleep instead. The third way shows that it is the second team, not the colorizer
+object: the loading thread's team still exists while the second thread runs. Malloc is tuned
+as the ``nirstream`` command tunes it, so page faults (``benchmarks/allocator.py``) are not
+part of the difference. Each round runs every way once, in turn; the table gives medians and
+each way's ratio to the loading thread within a round.
 Writes the ``model_thread`` section of RESULTS.md.
 
     python benchmarks/model_thread.py [--rounds 3] [--frames 40]

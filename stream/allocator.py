@@ -36,6 +36,12 @@ NAMES = {M_ARENA_MAX: "arena_max", M_MMAP_THRESHOLD: "mmap_threshold", M_TRIM_TH
 TUNABLES = ":".join(f"glibc.malloc.{NAMES[parameter]}={value}" for parameter, value in SETTINGS.items())
 """The same settings as ``GLIBC_TUNABLES``, for a process yet to start."""
 
+GLIBC_DEFAULTS = {"MALLOC_PERTURB_": "0"}
+"""An environment that keeps glibc's own malloc settings in a ``nirstream`` process, to measure
+against: a ``MALLOC_*`` variable makes :func:`keep_freed_memory` leave malloc alone, and this one
+sets glibc's default. (Not ``MALLOC_TOP_PAD_`` or a threshold: setting any of those, even to its
+default value, turns off glibc's moving ``mmap`` threshold.)"""
+
 
 def user_tunes_malloc(environ: dict[str, str] | None = None) -> bool:
     """Whether the environment already chooses the allocator or its settings."""

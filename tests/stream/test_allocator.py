@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nirstream.stream.allocator import TUNABLES, user_tunes_malloc, worker_environment
+from nirstream.stream.allocator import GLIBC_DEFAULTS, TUNABLES, user_tunes_malloc, worker_environment
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
@@ -20,6 +20,7 @@ def _huge_pages_always() -> bool:
         return "[always]" in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
     except OSError:
         return False
+
 
 FAULTS_PER_FORWARD = """
 import json, resource, sys
@@ -77,7 +78,7 @@ def _faults_per_forward(env: dict[str, str]) -> dict:
 @pytest.mark.skipif(_huge_pages_always(), reason="transparent huge pages for every mapping: few faults either way")
 def test_a_tuned_process_reuses_a_forward_pass_activations():
     tuned = _faults_per_forward({})
-    default = _faults_per_forward({"MALLOC_PERTURB_": "0"})  # any MALLOC_* variable: glibc's defaults kept
+    default = _faults_per_forward(GLIBC_DEFAULTS)
     started_tuned = _faults_per_forward(worker_environment() or {"GLIBC_TUNABLES": TUNABLES})  # as a cluster worker
     assert tuned["tuned"] and not default["tuned"] and not started_tuned["tuned"]
     # with its defaults glibc maps and unmaps a 1280x720 frame's activations again on every
