@@ -9,7 +9,12 @@ median of its timed frames after a warm-up. "AVX2 only" runs the same machine wi
 kernels, oneDNN and MKL held to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
 ``MKL_ENABLE_INSTRUCTIONS=AVX2``): an emulation of an AVX2-only CPU, not one (its caches,
 memory and clocks stay this machine's). There fp32 is what ``precision: auto`` takes, as on a
-CPU without bf16 instructions. Writes the ``forward`` section of RESULTS.md.
+CPU without bf16 instructions. Both ISAs also run ``engine.backend: compile`` (torch.compile,
+Inductor's generated C++ for what it can fuse), fp32, to test whether fusing the model's small
+ops pays on a CPU. Its compile time is in the warm-up, not the timed frames; the table gives
+each way's warm-up in the first round (Inductor's cache, a folder of this run's, still empty)
+and in later rounds (the cache warm, as for a second ``nirstream run`` on the same machine).
+Writes the ``forward`` section of RESULTS.md.
 
     python benchmarks/forward.py [--rounds 3] [--frames 8]
 """
@@ -20,6 +25,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 
 from nirstream.stream.allocator import GLIBC_DEFAULTS
 
@@ -28,15 +34,19 @@ from results import cpu_features, load, update_section
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 
 WAYS = {
-    "before: eager fp32, glibc malloc": ({}, GLIBC_DEFAULTS, "fp32"),
-    "now: malloc tuned, fp32": ({}, {}, "fp32"),
-    "now: malloc tuned, precision auto": ({}, {}, "auto"),
-    "AVX2 only, before: fp32, glibc malloc": (AVX2_ONLY, GLIBC_DEFAULTS, "fp32"),
-    "AVX2 only, now: malloc tuned, fp32 (auto's choice there)": (AVX2_ONLY, {}, "fp32"),
+    "before: eager fp32, glibc malloc": ({}, GLIBC_DEFAULTS, "fp32", "eager"),
+    "now: malloc tuned, fp32": ({}, {}, "fp32", "eager"),
+    "now: malloc tuned, precision auto": ({}, {}, "auto", "eager"),
+    "malloc tuned, torch.compile fp32": ({}, {}, "fp32", "compile"),
+    "malloc tuned, torch.compile, precision auto": ({}, {}, "auto", "compile"),
+    "AVX2 only, before: fp32, glibc malloc": (AVX2_ONLY, GLIBC_DEFAULTS, "fp32", "eager"),
+    "AVX2 only, now: malloc tuned, fp32 (auto's choice there)": (AVX2_ONLY, {}, "fp32", "eager"),
+    "AVX2 only, malloc tuned, torch.compile fp32": (AVX2_ONLY, {}, "fp32", "compile"),
 }
+"""way: (ISA limits, malloc environment, precision, backend)"""
 
 
-def one(precision: str, frames: int) -> dict:
+def one(precision: str, backend: str, frames: int) -> dict:
     """Time the colorizer in this process: median ms per 640x512 frame, and the precision run."""
     import time
 
@@ -56,37 +66,43 @@ def one(precision: str, frames: int) -> dict:
     with VideoSource(demo_clip()) as source:
         frame = next(iter(source))
     frame.nir = cv2.resize(frame.nir, (640, 512), interpolation=cv2.INTER_CUBIC)
-    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu", precision=precision))
+    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu", precision=precision, backend=backend))
+    start = time.perf_counter()
     colorizer.warmup(512, 640)
+    warmup_s = time.perf_counter() - start
     times = []
     for _ in range(frames):
         start = time.perf_counter()
         colorizer.colorize(frame)
         times.append((time.perf_counter() - start) * 1e3)
-    return {"ms": statistics.median(times), "precision": colorizer.precision}
+    return {"ms": statistics.median(times), "precision": colorizer.precision, "warmup_s": warmup_s}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=8, help="timed frames per process")
-    parser.add_argument("--one", choices=("fp32", "auto"), help=argparse.SUPPRESS)  # a child process's way
+    parser.add_argument("--one", nargs=2, metavar=("PRECISION", "BACKEND"), help=argparse.SUPPRESS)  # a child's way
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.frames)))
+        print(json.dumps(one(*args.one, args.frames)))
         return
 
     load_before = load()
     ms = {way: [] for way in WAYS}
+    warmup_s = {way: [] for way in WAYS}
     chosen = {}
-    for _ in range(args.rounds):
-        for way, (isa, malloc, precision) in WAYS.items():
-            command = [sys.executable, __file__, "--one", precision, "--frames", str(args.frames)]
-            result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **isa, **malloc})
-            measured = json.loads(result.stdout.strip().splitlines()[-1])
-            ms[way].append(measured["ms"])
-            chosen[way] = measured["precision"]
-        print({way: f"{values[-1]:.1f}" for way, values in ms.items()}, flush=True)
+    with tempfile.TemporaryDirectory() as cache:
+        for _ in range(args.rounds):
+            for way, (isa, malloc, precision, backend) in WAYS.items():
+                command = [sys.executable, __file__, "--one", precision, backend, "--frames", str(args.frames)]
+                env = {**os.environ, **isa, **malloc, "TORCHINDUCTOR_CACHE_DIR": cache}
+                result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+                measured = json.loads(result.stdout.strip().splitlines()[-1])
+                ms[way].append(measured["ms"])
+                warmup_s[way].append(measured["warmup_s"])
+                chosen[way] = measured["precision"]
+            print({way: f"{values[-1]:.1f}" for way, values in ms.items()}, flush=True)
 
     def speedup(way: str, base: str) -> float:
         return statistics.median(b / w for w, b in zip(ms[way], ms[base]))
@@ -97,12 +113,14 @@ def main() -> None:
         f"load before: {load_before}, after: {load()}. Speed-up: the median of each round's ratio to the 'before' "
         "way of the same ISA.",
         "",
-        "| way | precision run | ms per frame (median of rounds) | speed-up |",
-        "|---|---|---|---|",
+        "| way | precision run | ms per frame (median of rounds) | speed-up | warm-up s: first round / later |",
+        "|---|---|---|---|---|",
     ]
     for way in WAYS:
         base = "AVX2 only, before: fp32, glibc malloc" if way.startswith("AVX2") else "before: eager fp32, glibc malloc"
-        lines.append(f"| {way} | {chosen[way]} | {statistics.median(ms[way]):.1f} | {speedup(way, base):.2f}x |")
+        later = f"{statistics.median(warmup_s[way][1:]):.1f}" if len(warmup_s[way]) > 1 else "-"
+        lines.append(f"| {way} | {chosen[way]} | {statistics.median(ms[way]):.1f} | {speedup(way, base):.2f}x | "
+                     f"{warmup_s[way][0]:.1f} / {later} |")
     lines += ["", "Every run (ms): " + "; ".join(f"{way} " + ", ".join(f"{v:.1f}" for v in values) for way, values in ms.items())]
     update_section("forward", "The model's forward pass at 640x512, before and now (benchmarks/forward.py)", "\n".join(lines))
 

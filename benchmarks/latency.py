@@ -18,6 +18,7 @@ import torch
 
 from nirstream.core.assets import demo_clip
 from nirstream.core.metrics import psnr
+from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.bench import bench_matrix, table, write_chart, write_json
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.config import RunConfig
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--tile-batch", default="4", help="a number, or auto")
     args = parser.parse_args()
+    keep_freed_memory()  # as `nirstream bench` does
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     tile_batch = args.tile_batch if args.tile_batch == "auto" else int(args.tile_batch)
     engine = ColorizerConfig(device=args.device, tile_batch=tile_batch)
