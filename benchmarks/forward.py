@@ -6,14 +6,16 @@ Each way is a fresh process (malloc's settings and the ISA limits hold for a who
 the ways alternated round by round. A process colorizes a real frame (the demo clip's first,
 scaled to 640x512) through :class:`~nirstream.stream.colorizer.Colorizer` and reports the
 median of its timed frames after a warm-up. "AVX2 only" runs the same machine with torch's
-kernels, oneDNN and MKL held to AVX2 (``ATEN_CPU_CAPABILITY=avx2``, ``ONEDNN_MAX_CPU_ISA=AVX2``,
-``MKL_ENABLE_INSTRUCTIONS=AVX2``): an emulation of an AVX2-only CPU, not one (its caches,
+kernels, oneDNN, MKL and FBGEMM (the int8 GEMMs) held to AVX2 (``ATEN_CPU_CAPABILITY=avx2``,
+``ONEDNN_MAX_CPU_ISA=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2``,
+``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``): an emulation of an AVX2-only CPU, not one (its caches,
 memory and clocks stay this machine's). There fp32 is what ``precision: auto`` takes, as on a
-CPU without bf16 instructions. Both ISAs also run ``engine.backend: compile`` (torch.compile,
-Inductor's generated C++ for what it can fuse), fp32, to test whether fusing the model's small
-ops pays on a CPU. Its compile time is in the warm-up, not the timed frames; the table gives
-each way's warm-up in the first round (Inductor's cache, a folder of this run's, still empty)
-and in later rounds (the cache warm, as for a second ``nirstream run`` on the same machine).
+CPU without bf16 instructions. Both ISAs also run ``precision: int8`` (int8 Linear layers)
+and ``engine.backend: compile`` (torch.compile, Inductor's generated C++ for what it can
+fuse) in fp32, natively also with ``precision: auto``. Compile time is in the warm-up, not
+the timed frames; the table gives each way's warm-up in the first round (Inductor's cache, a
+folder of this run's, still empty) and in later rounds (the cache warm, as for a second
+``nirstream run`` on the same machine).
 Writes the ``forward`` section of RESULTS.md.
 
     python benchmarks/forward.py [--rounds 3] [--frames 8]
@@ -31,7 +33,8 @@ from nirstream.stream.allocator import GLIBC_DEFAULTS
 
 from results import cpu_features, load, update_section
 
-AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
 
 WAYS = {
     "before: eager fp32, glibc malloc": ({}, GLIBC_DEFAULTS, "fp32", "eager"),
@@ -39,9 +42,11 @@ WAYS = {
     "now: malloc tuned, precision auto": ({}, {}, "auto", "eager"),
     "malloc tuned, torch.compile fp32": ({}, {}, "fp32", "compile"),
     "malloc tuned, torch.compile, precision auto": ({}, {}, "auto", "compile"),
+    "malloc tuned, precision int8": ({}, {}, "int8", "eager"),
     "AVX2 only, before: fp32, glibc malloc": (AVX2_ONLY, GLIBC_DEFAULTS, "fp32", "eager"),
     "AVX2 only, now: malloc tuned, fp32 (auto's choice there)": (AVX2_ONLY, {}, "fp32", "eager"),
     "AVX2 only, malloc tuned, torch.compile fp32": (AVX2_ONLY, {}, "fp32", "compile"),
+    "AVX2 only, malloc tuned, precision int8": (AVX2_ONLY, {}, "int8", "eager"),
 }
 """way: (ISA limits, malloc environment, precision, backend)"""
 

@@ -1,9 +1,13 @@
-"""Post-training int8 quantization of the CPU model with OpenVINO NNCF: speed and quality.
+"""Post-training int8 quantization of the CPU model: speed and quality.
 
-The shipped CPU model is exported to ONNX (``nirstream.core.onnx_export``, the chunked scan as
-plain ops), read by OpenVINO, and quantized by NNCF (``nncf.quantize``, default symmetric int8
-of weights and activations) calibrated on VCIP 2020 training NIR images. Three ways are compared:
-torch eager fp32 (what ships), OpenVINO fp32 on the same graph, and OpenVINO int8:
+Two routes. The shipped CPU model is exported to ONNX (``nirstream.core.onnx_export``, the
+chunked scan as plain ops), read by OpenVINO, and quantized by NNCF (``nncf.quantize``, default
+symmetric int8 of weights and activations) calibrated on VCIP 2020 training NIR images. And
+torch's own dynamic quantization (``torch.ao.quantization.quantize_dynamic``): int8 weights for
+the Linear layers (the VSS blocks' projections and feed-forward), activations quantized per
+call, so nothing to calibrate; the convolutions and the scan stay fp32. Four ways are
+compared: torch eager fp32 (what ships), torch dynamic int8, OpenVINO fp32 on the same graph,
+and OpenVINO int8:
 
 - quality: PSNR / SSIM / angular error against the ground truth on VCIP val (256x256, whole
   images, the VCIP protocol), and the int8 output's PSNR against fp32's;
@@ -12,7 +16,7 @@ torch eager fp32 (what ships), OpenVINO fp32 on the same graph, and OpenVINO int
 
 The colour-quality issue's gate for shipping int8: within 0.3 dB of fp32 on VCIP val.
 Needs ``pip install openvino nncf`` (not a dependency of nirstream). Writes the ``int8`` section
-of RESULTS.md.
+of RESULTS.md. Malloc is tuned as the ``nirstream`` command tunes it.
 
     python benchmarks/int8.py [--calibration 120] [--rounds 7]
 """
@@ -31,6 +35,7 @@ from nirstream.core.data import PairedFolderDataset
 from nirstream.core.metrics import image_metrics, psnr
 from nirstream.core.onnx_export import export_onnx
 from nirstream.core.weights import load_model
+from nirstream.stream.allocator import keep_freed_memory
 
 from results import load, update_section
 
@@ -75,27 +80,31 @@ def main() -> None:
     parser.add_argument("--calibration", type=int, default=120, help="VCIP training images to calibrate on")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
+    keep_freed_memory()  # as the nirstream command does
     model = load_model(shipped_weights("colormamba-lite")).eval()
     val = PairedFolderDataset(VCIP, "val")
     with tempfile.TemporaryDirectory() as folder:
         fp32_256, int8_256 = openvino_models(model, Path(folder), (256, 256), calibration_frames(args.calibration, (256, 256)))
         fp32_frame, int8_frame = openvino_models(model, Path(folder), FRAME, calibration_frames(args.calibration, FRAME))
+    dynamic = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
-    quality = {"torch fp32": [], "openvino fp32": [], "openvino int8": []}
-    agreement = []
+    quality = {"torch fp32": [], "torch dynamic int8": [], "openvino fp32": [], "openvino int8": []}
+    agreement = {"torch dynamic int8": [], "openvino int8": []}
     for item in val:
         nir, rgb = item["nir"][None], item["rgb"][None]
         with torch.inference_mode():
             reference = model(nir).clamp(0, 1)
-        outputs = {"torch fp32": reference, "openvino fp32": run_ov(fp32_256, nir.numpy()),
-                   "openvino int8": run_ov(int8_256, nir.numpy())}
+            outputs = {"torch fp32": reference, "torch dynamic int8": dynamic(nir).clamp(0, 1),
+                       "openvino fp32": run_ov(fp32_256, nir.numpy()), "openvino int8": run_ov(int8_256, nir.numpy())}
         for name, out in outputs.items():
             quality[name].append({k: float(v) for k, v in image_metrics(out, rgb).items()})
-        agreement.append(float(psnr(outputs["openvino int8"], reference)))
+        for name, values in agreement.items():
+            values.append(float(psnr(outputs[name], reference)))
 
     x = torch.rand(1, 1, *FRAME)
     ways = {
         "torch fp32": lambda: model(x),
+        "torch dynamic int8": lambda: dynamic(x),
         "openvino fp32": lambda: fp32_frame(x.numpy()),
         "openvino int8": lambda: int8_frame(x.numpy()),
     }
@@ -121,9 +130,11 @@ def main() -> None:
         mean = {k: np.mean([q[k] for q in quality[name]]) for k in ("psnr", "ssim", "ae")}
         lines.append(f"| {name} | {mean['psnr']:.2f} / {mean['ssim']:.3f} / {mean['ae']:.2f}° | {ms[name]:.1f} | "
                      f"{ms['torch fp32'] / ms[name]:.2f}x |")
-    lines += ["", f"int8 output against torch fp32 on VCIP val: {np.mean(agreement):.1f} dB PSNR."]
+    lines += ["", "int8 output against torch fp32 on VCIP val: " + ", ".join(
+        f"{name} {np.mean(values):.1f} dB PSNR" for name, values in agreement.items()) + "."]
     print("\n".join(lines))
-    update_section("int8", "Post-training int8 with OpenVINO NNCF (benchmarks/int8.py)", "\n".join(lines))
+    update_section("int8", "Post-training int8: OpenVINO NNCF and torch's dynamic quantization (benchmarks/int8.py)",
+                   "\n".join(lines))
 
 
 if __name__ == "__main__":

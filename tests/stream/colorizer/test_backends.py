@@ -183,3 +183,23 @@ def test_auto_precision_on_a_cpu_with_bf16_keeps_output_within_the_bound(tiny_mo
     reference = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="fp32")).colorize(Frame(0, None, 0.0, nir)).rgb
     to_tensor = lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB
+
+
+def test_int8_runs_int8_linear_layers_within_the_bound_and_only_on_the_cpu_eager(tiny_model):
+    """precision int8 quantizes a copy's Linear layers (the caller's model keeps fp32 weights) and
+    stays within MIN_PSNR_DB of fp32 on a frame; compile or CUDA is a one-line ConfigError."""
+    from nirstream.core.metrics import psnr
+    from nirstream.stream.frame import Frame
+
+    nir = synthetic_nir(96, 128)
+    int8 = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="int8"))
+    quantized = [m for m in int8.model.modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
+    assert quantized and not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+    assert any(type(m) is torch.nn.Linear for m in tiny_model.modules())
+    out = int8.colorize(Frame(0, None, 0.0, nir)).rgb
+    reference = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="fp32")).colorize(Frame(0, None, 0.0, nir)).rgb
+    to_tensor = lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    assert not (out == reference).all()  # int8 arithmetic really ran
+    assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB
+    with pytest.raises(ConfigError, match="precision int8 runs on the CPU with backend eager"):
+        Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="int8", backend="compile"))
