@@ -8,13 +8,15 @@ scaled to 640x512) through :class:`~nirstream.stream.colorizer.Colorizer` and re
 median of its timed frames after a warm-up. "AVX2 only" runs the same machine with torch's
 kernels, oneDNN, MKL and FBGEMM (the int8 GEMMs) held to AVX2 (``ATEN_CPU_CAPABILITY=avx2``,
 ``ONEDNN_MAX_CPU_ISA=AVX2``, ``MKL_ENABLE_INSTRUCTIONS=AVX2``,
-``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``): an emulation of an AVX2-only CPU, not one (its caches,
+``FBGEMM_ENABLE_INSTRUCTIONS=AVX2``; Inductor's C++ built for ``-march=haswell``, an
+addition after the recorded run, which built it for ``-march=native``): an emulation of an AVX2-only CPU, not one (its caches,
 memory and clocks stay this machine's). There fp32 is what ``precision: auto`` takes, as on a
 CPU without bf16 instructions. Both ISAs also run ``precision: int8`` (int8 Linear layers)
 and ``engine.backend: compile`` (torch.compile, Inductor's generated C++ for what it can
 fuse) in fp32, natively also with ``precision: auto``. Compile time is in the warm-up, not
 the timed frames; the table gives each way's warm-up in the first round (Inductor's cache, a
-folder of this run's, still empty) and in later rounds (the cache warm, as for a second
+folder of this run's, shared by the ways: the first compiling way starts from an empty one,
+the next may find some of its kernels) and in later rounds (the cache warm, as for a second
 ``nirstream run`` on the same machine).
 Writes the ``forward`` section of RESULTS.md.
 
@@ -34,7 +36,7 @@ from nirstream.stream.allocator import GLIBC_DEFAULTS
 from results import cpu_features, load, update_section
 
 AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2"}
+             "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2", "TORCHINDUCTOR_CPP_MARCH": "haswell"}
 
 WAYS = {
     "before: eager fp32, glibc malloc": ({}, GLIBC_DEFAULTS, "fp32", "eager"),

@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     keep_freed_memory()  # as the nirstream command does
+    load_before = load()
     model = load_model(shipped_weights("colormamba-lite")).eval()
     val = PairedFolderDataset(VCIP, "val")
     with tempfile.TemporaryDirectory() as folder:
@@ -121,7 +122,8 @@ def main() -> None:
     ms = {name: statistics.median(values) for name, values in times.items()}
     lines = [
         f"Shipped colormamba-lite; NNCF default int8 calibrated on {args.calibration} VCIP training images; "
-        f"torch threads {torch.get_num_threads()}; {args.rounds} timing rounds alternated; load before: {load()}",
+        f"torch threads {torch.get_num_threads()}; {args.rounds} timing rounds alternated; load before: {load_before}, "
+        f"after: {load()}",
         "",
         "| way | VCIP val PSNR / SSIM / AE | 640x512 frame ms | speed vs torch fp32 |",
         "|---|---|---|---|",

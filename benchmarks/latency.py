@@ -77,7 +77,8 @@ def main() -> None:
     body = table(results) + (
         f"\n\n{args.frames} frames per row after a warm-up, synthetic scenes already in host memory, "
         f"timed to RGB in host memory. Floor = FLOPs per frame / the device's measured matrix rate in "
-        f"that precision; 'of peak' = the fraction of that rate the run reached. Load average at the "
+        f"that precision (on a CPU the fp32 rate for every precision, so bf16 can pass 100 %); 'of peak' = "
+        f"the fraction of that rate the run reached. Load average at the "
         f"end: {load}. Chart: `benchmarks/figures/latency.png`, data: `benchmarks/figures/latency.json`.\n"
     )
     if accuracy:

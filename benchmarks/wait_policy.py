@@ -10,7 +10,8 @@ then starts with a wake-up, and the colorizer itself slows down.
 
 Each policy runs in fresh processes (libgomp reads it once, at start), alternated round by
 round; a process colorizes the clip through the Pipeline (as ``nirstream run`` does) and then
-the same frames from memory. Writes the ``wait_policy`` section of RESULTS.md.
+the same frames from memory, in fp32 (``precision: auto`` could choose differently from one
+process to the next, and the policies must run the same arithmetic). Writes the ``wait_policy`` section of RESULTS.md.
 
     python benchmarks/wait_policy.py [--rounds 3] [--frames 40]
 """
@@ -45,12 +46,12 @@ def one(clip: Path, frames: int) -> dict:
 
     keep_freed_memory()  # as the nirstream command does
     logger.remove()
-    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu"))
+    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu", precision="fp32"))
     with VideoSource(clip) as probe:
         colorizer.warmup(probe.info.height, probe.info.width)
     with tempfile.TemporaryDirectory() as folder:
         piped = pipelined(colorizer, clip, Path(folder) / "out.mp4", frames)
-    return {"pipelined": piped, "colorizer only": colorizer_only(colorizer, clip, frames), "precision": colorizer.precision}
+    return {"pipelined": piped, "colorizer only": colorizer_only(colorizer, clip, frames)}
 
 
 def main() -> None:
@@ -65,7 +66,6 @@ def main() -> None:
 
     load_before = load()
     runs = {(clip, policy): [] for clip in CLIPS for policy in POLICIES}
-    chosen = set()
     with tempfile.TemporaryDirectory() as folder:
         paths = {name: demo_clip() if size is None else scaled_clip(demo_clip(), Path(folder) / "clip.mp4", *size, args.frames)
                  for name, size in CLIPS.items()}
@@ -75,17 +75,17 @@ def main() -> None:
                 done = subprocess.run(command, capture_output=True, text=True, check=True,
                                       env={**os.environ, **POLICIES[policy]})
                 results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                chosen.add(results[-1]["precision"])
-                print(clip, policy, {k: f"{v:.2f}" for k, v in results[-1].items() if k != "precision"}, flush=True)
+                print(clip, policy, {k: f"{v:.2f}" for k, v in results[-1].items()}, flush=True)
 
     def median(clip: str, policy: str, way: str) -> float:
         return statistics.median(r[way] for r in runs[clip, policy])
 
     default = next(iter(POLICIES))
     lines = [
-        f"Shipped CPU model, precision {', '.join(sorted(chosen))}, malloc tuned, torch's default threads; "
-        f"{args.frames} frames per run, {args.rounds} rounds alternated, a fresh process per run; load before: "
-        f"{load_before}, after: {load()}. Ratios are medians of each run's ratio.",
+        f"Shipped CPU model, fp32, malloc tuned, torch's default threads; {args.frames} frames per run, "
+        f"{args.rounds} rounds alternated, a fresh process per run; load before: {load_before}, after: {load()}. "
+        "fps are medians over the rounds; pipelined / colorizer only is the median of each run's ratio; the last "
+        "column divides the medians.",
         "",
         "| clip | OpenMP wait | pipelined fps | colorizer only fps | pipelined / colorizer only | "
         "colorizer only against active waiting |",

@@ -113,6 +113,8 @@ class ColorizerConfig:
         ]:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.precision == "int8" and self.backend != "eager":
+            raise ConfigError(f"precision int8 runs with backend eager, not {self.backend}")
         if self.temporal.enabled not in (True, False, "auto"):
             raise ConfigError(f"colorizer temporal.enabled must be true, false or auto, got {self.temporal.enabled!r}")
         if not 0.0 < self.fast_scale <= 1.0:
@@ -161,9 +163,11 @@ class Colorizer:
         if self.precision == "auto" and self.device.type != "cuda" and not cpu_has_bf16():
             self.precision = "fp32"  # no half type this CPU runs faster
         if self.precision == "int8":
-            if self.device.type != "cpu" or self.config.backend != "eager":
-                raise ConfigError("precision int8 runs on the CPU with backend eager; use fp16 or bf16 on CUDA")
+            if self.device.type != "cpu":
+                raise ConfigError("precision int8 runs on the CPU only; use fp16 or bf16 on CUDA")
             self.model = dynamic_int8(self.model)
+            if not any("quantized" in type(m).__module__ for m in self.model.modules()):
+                raise ConfigError(f"precision int8 quantizes Linear layers, and {type(model).__name__} has none; use fp32")
         self._net = None if self.precision == "auto" else self._make_net()
         self._smoother = self._new_smoother() if self.config.temporal.enabled is True else None
         self._warmed: set[tuple[int, int]] = set()

@@ -185,21 +185,26 @@ def test_auto_precision_on_a_cpu_with_bf16_keeps_output_within_the_bound(tiny_mo
     assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB
 
 
-def test_int8_runs_int8_linear_layers_within_the_bound_and_only_on_the_cpu_eager(tiny_model):
+def test_int8_runs_int8_linear_layers_within_the_bound_whole_and_tiled(tiny_model):
     """precision int8 quantizes a copy's Linear layers (the caller's model keeps fp32 weights) and
-    stays within MIN_PSNR_DB of fp32 on a frame; compile or CUDA is a one-line ConfigError."""
+    stays within MIN_PSNR_DB of fp32 on a whole frame and on tiles; a backend other than eager,
+    or a model without Linear layers, is a one-line ConfigError."""
     from nirstream.core.metrics import psnr
     from nirstream.stream.frame import Frame
 
-    nir = synthetic_nir(96, 128)
-    int8 = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="int8"))
-    quantized = [m for m in int8.model.modules() if type(m).__name__ == "Linear" and "quantized" in type(m).__module__]
-    assert quantized and not any(type(m) is torch.nn.Linear for m in int8.model.modules())
-    assert any(type(m) is torch.nn.Linear for m in tiny_model.modules())
-    out = int8.colorize(Frame(0, None, 0.0, nir)).rgb
-    reference = Colorizer(tiny_model, ColorizerConfig(device="cpu", tile=0, precision="fp32")).colorize(Frame(0, None, 0.0, nir)).rgb
+    nir = synthetic_nir(96, 150)
     to_tensor = lambda rgb: torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255  # noqa: E731
-    assert not (out == reference).all()  # int8 arithmetic really ran
-    assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB
-    with pytest.raises(ConfigError, match="precision int8 runs on the CPU with backend eager"):
-        Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="int8", backend="compile"))
+    for tiling in ({"tile": 0}, {"tile": 64, "overlap": 16}):
+        int8 = Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="int8", **tiling))
+        assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())
+        assert any("quantized" in type(m).__module__ for m in int8.model.modules())
+        assert any(type(m) is torch.nn.Linear for m in tiny_model.modules())
+        out = int8.colorize(Frame(0, None, 0.0, nir)).rgb
+        fp32 = Colorizer(tiny_model, ColorizerConfig(device="cpu", precision="fp32", **tiling))
+        reference = fp32.colorize(Frame(0, None, 0.0, nir)).rgb
+        assert not (out == reference).all()  # int8 arithmetic really ran
+        assert float(psnr(to_tensor(out), to_tensor(reference))) >= MIN_PSNR_DB
+    with pytest.raises(ConfigError, match="precision int8 runs with backend eager, not compile"):
+        ColorizerConfig(precision="int8", backend="compile")
+    with pytest.raises(ConfigError, match="precision int8 quantizes Linear layers, and Sequential has none"):
+        Colorizer(torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1)), ColorizerConfig(device="cpu", precision="int8"))
