@@ -3,7 +3,8 @@
 Two routes. The shipped CPU model is exported to ONNX (``nirstream.core.onnx_export``, the
 chunked scan as plain ops), read by OpenVINO, and quantized by NNCF (``nncf.quantize``, default
 symmetric int8 of weights and activations) calibrated on VCIP 2020 training NIR images. And
-torch's own dynamic quantization (``torch.ao.quantization.quantize_dynamic``): int8 weights for
+torch's own dynamic quantization, as ``precision: int8`` runs it
+(:func:`~nirstream.stream.colorizer.backends.dynamic_int8`): int8 weights for
 the Linear layers (the VSS blocks' projections and feed-forward), activations quantized per
 call, so nothing to calibrate; the convolutions and the scan stay fp32. Four ways are
 compared: torch eager fp32 (what ships), torch dynamic int8, OpenVINO fp32 on the same graph,
@@ -36,6 +37,7 @@ from nirstream.core.metrics import image_metrics, psnr
 from nirstream.core.onnx_export import export_onnx
 from nirstream.core.weights import load_model
 from nirstream.stream.allocator import keep_freed_memory
+from nirstream.stream.colorizer.backends import dynamic_int8
 
 from results import load, update_section
 
@@ -87,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         fp32_256, int8_256 = openvino_models(model, Path(folder), (256, 256), calibration_frames(args.calibration, (256, 256)))
         fp32_frame, int8_frame = openvino_models(model, Path(folder), FRAME, calibration_frames(args.calibration, FRAME))
-    dynamic = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    dynamic = dynamic_int8(model)
 
     quality = {"torch fp32": [], "torch dynamic int8": [], "openvino fp32": [], "openvino int8": []}
     agreement = {"torch dynamic int8": [], "openvino int8": []}
