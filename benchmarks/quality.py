@@ -5,7 +5,8 @@ For each weights file, scored by :func:`nirstream.core.evaluate.evaluate` (the c
 
 - VCIP 2020 val (18 pairs), and the 15 of them SF-GPT published outputs for, beside SF-GPT's
   own scores on those images (``../shared/anchors``);
-- the held-out ``epfl_scenes`` pairs the training config names (never trained on), per category;
+- the ``epfl_scenes`` test split the training config fixes by name (never trained or selected
+  on) and its validation split, per category;
 - the training-set fit: every 6th VCIP training pair, and the ``epfl_scenes`` pairs it trains on;
 - colourfulness of the outputs over that of the ground truth, per set;
 - cost: parameters, GFLOPs per 256² tile, CPU ms per 640×512 frame, fps of ``nirstream run``
@@ -13,7 +14,7 @@ For each weights file, scored by :func:`nirstream.core.evaluate.evaluate` (the c
 
 The gray-NIR baseline (the NIR frame itself on all three channels) is scored on every set.
 Contact sheets go to ``benchmarks/figures/<model>-val.png`` and ``<model>-scenes.jpg`` (one
-held-out scene per category: indoor, old building, street, urban, water).
+test scene per category: indoor, old building, street, urban, water).
 
     python benchmarks/quality.py [--models colormamba-lite] [--weights runs/x/best.safetensors ...]
 """
@@ -56,7 +57,8 @@ def measurement_sets(config_name: str) -> dict[str, PairedDataset]:
     """Every set the report scores, by label, built from the training config's own data lists."""
     data = load_train_config(config_name).data
     vcip = Path(data.root)
-    (scenes,) = [s for s in data.more_val if s.name == "scenes"]
+    (test,) = [s for s in data.test if s.name == "scenes_test"]
+    (val,) = [s for s in data.more_val if s.name == "scenes_val"]
     (scenes_train,) = [s for s in data.more_train if s.name == "scenes"]
     with ANCHORS.open(newline="") as file:
         sfgpt = [Path(row["val_image"]).stem for row in csv.DictReader(file)]
@@ -64,15 +66,16 @@ def measurement_sets(config_name: str) -> dict[str, PairedDataset]:
     return {
         "VCIP val (18)": PairedFolderDataset(vcip, data.val_split),
         "SF-GPT's 15 val images": PairedFolderDataset(vcip, data.val_split, only=sfgpt),
-        f"held-out scenes ({len(scenes.only)})": PairedFolderDataset(scenes.root, scenes.split, only=scenes.only),
+        f"test: scenes ({len(test.only)})": PairedFolderDataset(test.root, test.split, only=test.only),
+        f"val: scenes ({len(val.only)})": PairedFolderDataset(val.root, val.split, only=val.only),
         "fit: VCIP train, every 6th": PairedFolderDataset(vcip, data.train_split, only=train.names[::6]),
         "fit: scenes it trains on": PairedFolderDataset(scenes_train.root, scenes_train.split, exclude=scenes_train.exclude),
     }
 
 
 def scenes_pairs(sets: dict[str, PairedDataset]) -> list:
-    """The held-out scene pairs (the contact sheet takes one per category from them)."""
-    return next(dataset for label, dataset in sets.items() if label.startswith("held-out")).pairs
+    """The test split's scene pairs (the contact sheet takes one per category from them)."""
+    return next(dataset for label, dataset in sets.items() if label.startswith("test")).pairs
 
 
 def sfgpt_means() -> dict[str, float]:
@@ -101,7 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=shipped_models(), help="shipped models to report")
     parser.add_argument("--weights", nargs="*", type=Path, default=[], help="further weights files (a run's best)")
-    parser.add_argument("--config", default="colormamba-lite", help="train config naming the data and held-out scenes")
+    parser.add_argument("--config", default="colormamba-lite", help="train config naming the data and its scene splits")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for timing")
     parser.add_argument("--runs", type=int, default=5, help="timed 640x512 frames (median reported)")
     args = parser.parse_args()
@@ -127,11 +130,11 @@ def main() -> None:
             if label.startswith("SF-GPT"):
                 s = sfgpt_means()
                 rows.append(f"| SF-GPT (DWT, published outputs): {label} | {s['psnr']:.2f} | {s['ssim']:.3f} | {s['ae']:.2f} | |")
-            if label.startswith("held-out"):
+            if report.groups:
                 for group, m in report.groups.items():
                     b = baseline[label].groups[group]
                     groups.append(
-                        f"| {group} | {m['psnr']:.2f} / {b['psnr']:.2f} | {m['ssim']:.3f} / {b['ssim']:.3f} | "
+                        f"| {label.split(' (')[0]}: {group} | {m['psnr']:.2f} / {b['psnr']:.2f} | {m['ssim']:.3f} / {b['ssim']:.3f} | "
                         f"{m['ae']:.2f} / {b['ae']:.2f} | {m['colorfulness_ratio']:.2f} |"
                     )
             print(rows[-2], flush=True)
@@ -149,8 +152,8 @@ def main() -> None:
         sections.append(
             f"### {name} (`{_shown(path)}`, epoch {info.get('epoch')}, {hours:.1f} h of training in all)\n\n"
             f"{header}\n" + "\n".join(rows) + "\n\n"
-            "Held-out scenes per category, model / gray NIR:\n\n"
-            "| category | PSNR (dB) | SSIM | AE (°) | colourfulness ratio |\n| --- | ---: | ---: | ---: | ---: |\n"
+            "Scenes per split and category, model / gray NIR:\n\n"
+            "| split: category | PSNR (dB) | SSIM | AE (°) | colourfulness ratio |\n| --- | ---: | ---: | ---: | ---: |\n"
             + "\n".join(groups) + "\n\n"
             f"Cost: {params:.2f} M parameters, {counted + scan:.2f} GFLOPs per 256² tile, {frame_ms:.0f} ms per "
             f"640×512 frame ({args.threads} threads), {summary.fps:.1f} fps through `nirstream run` on the demo clip. "
@@ -163,7 +166,7 @@ def main() -> None:
         "\n".join(sections) + "\n"
         f"Every figure is a mean over whole images (8-bit output against 8-bit ground truth; SSIM with "
         f"scikit-image's defaults; AE in degrees), as `nirstream eval --model <model> --config {args.config}` "
-        "prints for VCIP val and the held-out scenes. Colourfulness is Hasler and Süsstrunk's (2003) on the "
+        "prints for VCIP val and the validation scenes (`--test` for the test split). Colourfulness is Hasler and Süsstrunk's (2003) on the "
         "8-bit outputs; the ratio is the outputs' mean over the ground truth's. SF-GPT's row scores its "
         "published outputs against our ground truth; it selected its checkpoints with these images in view "
         f"(`../shared/anchors/README.md`). Load average {load} at the end.\n"

@@ -43,6 +43,7 @@ colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
   nirstream eval --weights runs/colormamba-lite/best.safetensors --data ../shared/data/vcip2020_nir --split val
   nirstream eval --weights W.safetensors --data pairs.csv --out results/ --sheet-rows 6
   nirstream eval --model colormamba-lite --config colormamba-lite   # every validation set that recipe selects on
+  nirstream eval --model colormamba-lite --config colormamba-lite --test   # its fixed test split, by category
   nirstream eval --model colormamba-lite --data ../shared/data/epfl_scenes --split none --only street_0005,street_0011""",
     "bench": """examples:
   nirstream bench                                 # the default model, eager fp32, three resolutions
@@ -164,6 +165,8 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                                        "names, as its training did (data.root's val split and data.more_val)")
     data.add_argument("--video", type=Path, help="a NIR video: its colour flicker (CDC) as nirstream run colorizes "
                                                  "it, and with --truth its error against the true colours")
+    evaluate.add_argument("--test", action="store_true", help="with --config: score its fixed test split "
+                          "(data.test) instead of its validation sets; report it once per released file")
     evaluate.add_argument("--truth", type=Path, help="with --video: the ground-truth RGB video, frame for frame "
                                                      "(tools/make_flicker_clips.py makes such pairs)")
     _add_overrides(evaluate, "data.root=PATH (with --config), engine.temporal.enabled=false (with --video)")
@@ -271,10 +274,11 @@ def run_train(args: argparse.Namespace) -> None:
 def run_eval(args: argparse.Namespace) -> None:
     from nirstream.core.assets import require_shipped
     from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
+    from nirstream.core.errors import ConfigError
     from nirstream.core.evaluate import contact_sheet, evaluate, write_report
     from nirstream.core.device import resolve_device
     from nirstream.core.train import load_train_config
-    from nirstream.core.train.datasets import validation_sets
+    from nirstream.core.train.datasets import test_sets, validation_sets
     from nirstream.core.weights import load_model
 
     device = resolve_device(args.device)
@@ -290,8 +294,16 @@ def run_eval(args: argparse.Namespace) -> None:
         return
     split = None if args.split.lower() == "none" else args.split
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    if args.test and args.config is None:
+        raise ConfigError("--test scores a train config's test split: give it with --config")
     if args.config is not None:
-        sets = [(name or "val", dataset) for name, dataset, _ in validation_sets(load_train_config(args.config, args.overrides).data)]
+        data = load_train_config(args.config, args.overrides).data
+        if args.test:
+            sets = test_sets(data)
+            if not sets:
+                raise ConfigError(f"train config {args.config} names no test split (data.test)")
+        else:
+            sets = [(name or "val", dataset) for name, dataset, _ in validation_sets(data)]
     elif args.data.suffix.lower() == ".csv":
         sets = [(args.split, CsvPairedDataset(args.data, split=split, only=only))]
     else:

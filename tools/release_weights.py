@@ -5,8 +5,9 @@ keeps the training provenance the trainer wrote (config, epoch, val metrics) plu
 card needs: the command, the machine, the wall time (this run's, and in all when the run
 continued released weights through ``run.init``), the data's terms, and the scores of the
 released (fp16) file itself on every validation set of its training config under
-``eval_sets`` (VCIP val also under ``eval``): the figures the README and the model card quote,
-which ``nirstream eval --model NAME --config CONFIG`` reproduces and a test checks.
+``eval_sets`` (VCIP val also under ``eval``), and on its fixed test split (``data.test``) under
+``test_sets``, scored here once per released file: the figures the README and the model card
+quote, which ``nirstream eval --model NAME --config CONFIG [--test]`` reproduces and a test checks.
 
     python tools/release_weights.py runs/colormamba-lite --command "nirstream train ..." \
         --machine "2-core CPU" [--name colormamba-lite]
@@ -23,7 +24,7 @@ import torch
 from nirstream.core.config import apply_overrides, bind
 from nirstream.core.evaluate import evaluate
 from nirstream.core.train import TrainConfig
-from nirstream.core.train.datasets import validation_sets
+from nirstream.core.train.datasets import test_sets, validation_sets
 from nirstream.core.weights import load_model, read_metadata, save_weights
 
 FINGERPRINT_SIZE, FINGERPRINT_FRAME = (320, 256), 12
@@ -97,6 +98,11 @@ def main() -> int:
         scores = {"images": len(report.images), **report.mean, "groups": report.groups}
         info["eval_sets"][set_name or "val"] = scores
         print(f"{set_name or 'val'}: {report.mean}")
+    info["test_sets"] = {}
+    for set_name, dataset in test_sets(config.data):
+        report = evaluate(model, dataset, torch.device("cpu"))
+        info["test_sets"][set_name] = {"images": len(report.images), **report.mean, "groups": report.groups}
+        print(f"test {set_name}: {report.mean}")
     info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
     info["fingerprint"] = fingerprint(model)
     path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)

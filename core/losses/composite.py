@@ -7,6 +7,7 @@ A spec maps a term name to its weight, or to ``{weight: w, <option>: value, ...}
       ms_ssim: 0.2
       histogram: {weight: 0.5, bins: 32, distance: chi2}
       vgg: {weight: 0.1, weights_path: ~/models/vgg19-dcbb9e9d.pth}
+      semantic: {weight: 0.1, taps: [1, 2, 3]}
 
 A term's options are its class's constructor arguments; anything else is a ConfigError
 that names the key and the allowed ones.
@@ -27,6 +28,7 @@ from nirstream.core.losses.histogram import HistogramLoss
 from nirstream.core.losses.lab import ABL1Loss, ABMSELoss
 from nirstream.core.losses.perceptual import VGGPerceptualLoss
 from nirstream.core.losses.pixel import PixelL1Loss, PixelMSELoss
+from nirstream.core.losses.semantic import SemanticFeatureLoss
 from nirstream.core.losses.structural import MSSSIMLoss
 from nirstream.core.losses.term import LossTerm
 
@@ -39,6 +41,7 @@ LOSS_TERMS: dict[str, type[LossTerm]] = {
     "colourfulness": ColourfulnessLoss,
     "histogram": HistogramLoss,
     "vgg": VGGPerceptualLoss,
+    "semantic": SemanticFeatureLoss,
     "combined": CombinedLoss,
     "ab_mse": ABMSELoss,
     "ab_l1": ABL1Loss,

@@ -6,6 +6,6 @@
 from .colormamba import ColorMamba  # importing a model's module registers its arch
 from .pix2pix_lab import Pix2PixLAB
 from .resnet_lab import ResNet34LAB
-from .registry import build_model, list_models, load_model_config, register_model
+from .registry import build_model, complete_config, list_models, load_model_config, register_model
 
-__all__ = ["ColorMamba", "Pix2PixLAB", "ResNet34LAB", "build_model", "list_models", "load_model_config", "register_model"]
+__all__ = ["ColorMamba", "Pix2PixLAB", "ResNet34LAB", "build_model", "complete_config", "list_models", "load_model_config", "register_model"]

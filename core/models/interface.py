@@ -10,6 +10,9 @@ counter may rely on, and all they rely on.
   tiles with :meth:`pad_offset` to give every tile the frame's own stride pattern.
 - ``config``: the full constructor arguments with ``arch``, set by
   :func:`~nirstream.core.models.registry.build_model`; weights files store it.
+- ``load_pretrained()`` and ``pretrained_parameters()``: a model with a pretrained part (an
+  ImageNet encoder) loads its weights when a run starts from nothing, and names the parameters
+  that train frozen or at a lower rate; the others have none.
 - FLOPs: a layer whose work a FLOP counter cannot see (the selective scan's recurrence)
   defines ``uncounted_flops(input_shape)``; :mod:`.cost` adds what every such layer reports.
 """
@@ -37,6 +40,13 @@ class ColorizationModel(nn.Module, ABC):
     def forward_with_aux(self, nir: Tensor) -> dict[str, Tensor]:
         """The RGB output and whatever else the model's training losses read."""
         return {"rgb": self(nir)}
+
+    def load_pretrained(self) -> None:
+        """Load the pretrained weights a training run from scratch starts from (none by default)."""
+
+    def pretrained_parameters(self) -> list[nn.Parameter]:
+        """Parameters that came pretrained and train frozen or at ``optim.encoder_lr_ratio``."""
+        return []
 
     def pad_offset(self, height: int, width: int) -> tuple[int, int]:
         """``(top, left)``: where an ``height×width`` input sits inside the model's padded input."""

@@ -46,26 +46,37 @@ def build_model(config: dict[str, Any]) -> ColorizationModel:
     Unknown ``arch`` or unknown argument names are ConfigErrors that list the allowed ones;
     a value the constructor rejects is a ConfigError too.
     """
+    full = complete_config(config)
+    kwargs = dict(full)
+    arch = kwargs.pop("arch")
+    try:
+        model = _MODELS[arch](**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model config for arch '{arch}': {exc}") from exc
+    model.config = full
+    return model
+
+
+def complete_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with every constructor argument it leaves out at its default, as ``model.config``
+    holds it: a file written before an argument existed compares equal to a model built now."""
     if not isinstance(config, dict) or "arch" not in config:
         raise ConfigError(f"a model config needs an 'arch' key; known archs: {', '.join(list_models())}")
     kwargs = dict(config)
     arch = kwargs.pop("arch")
     if arch not in _MODELS:
         raise ConfigError(f"unknown model arch '{arch}'; allowed: {', '.join(list_models())}")
-    cls = _MODELS[arch]
-    signature = inspect.signature(cls)
+    signature = inspect.signature(_MODELS[arch])
     unknown = sorted(set(kwargs) - set(signature.parameters))
     if unknown:
         allowed = ", ".join(["arch", *signature.parameters])
         raise ConfigError(f"unknown model config key '{unknown[0]}' for arch '{arch}'; allowed: {allowed}")
     try:
         bound = signature.bind(**kwargs)
-        bound.apply_defaults()
-        model = cls(**bound.arguments)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
         raise ConfigError(f"model config for arch '{arch}': {exc}") from exc
-    model.config = {"arch": arch, **{k: _plain(v) for k, v in bound.arguments.items()}}
-    return model
+    bound.apply_defaults()
+    return {"arch": arch, **{k: _plain(v) for k, v in bound.arguments.items()}}
 
 
 def load_model_config(name_or_path: str | Path) -> dict[str, Any]:

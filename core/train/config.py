@@ -80,6 +80,10 @@ class DataConfig:
     folders and ``more_val`` further validation sets. The best epoch is the one with the highest
     ``val_score``: the PSNR of the main validation set (weight ``val_weight``) and of each
     ``more_val`` set, weighted. ``cache`` keeps decoded pairs in memory for the whole run.
+
+    ``test`` names sets that neither training nor selection ever reads: the fixed test split,
+    scored once per released file (``benchmarks/quality.py``, ``nirstream eval --config
+    --test``). Their ``weight`` is unused.
     """
 
     root: str = "../shared/data/vcip2020_nir"
@@ -95,10 +99,11 @@ class DataConfig:
     val_weight: float = 1.0
     more_train: list[TrainSet] = field(default_factory=list)
     more_val: list[ValSet] = field(default_factory=list)
+    test: list[ValSet] = field(default_factory=list)
     cache: bool = True
 
     def __post_init__(self) -> None:
-        for key, sets in (("more_train", self.more_train), ("more_val", self.more_val)):
+        for key, sets in (("more_train", self.more_train), ("more_val", self.more_val), ("test", self.test)):
             names = [entry.name for entry in sets]
             repeated = sorted({name for name in names if names.count(name) > 1})
             if repeated:
@@ -123,10 +128,13 @@ class OptimConfig:
     norm (``null``: no clipping). ``ema_decay`` keeps an exponential moving average of the
     weights, updated every step: that average is what is validated, saved and shipped, since
     it scores higher and varies less from epoch to epoch than the weights of the last step
-    (``null``: the last step's weights).
+    (``null``: the last step's weights). ``encoder_lr_ratio`` scales the rate of a model's
+    pretrained encoder: 0 keeps it frozen (the first phase of training a semantic prior), a
+    small ratio such as 0.1 fine-tunes it.
     """
 
     lr: float = 2e-4
+    encoder_lr_ratio: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     epochs: int = 100
@@ -145,6 +153,8 @@ class OptimConfig:
             raise ConfigError(f"optim.schedule must be one of {', '.join(SCHEDULES)}, got '{self.schedule}'")
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        if self.encoder_lr_ratio < 0:
+            raise ConfigError(f"optim.encoder_lr_ratio must be >= 0, got {self.encoder_lr_ratio}")
         if self.epochs < 1:
             raise ConfigError(f"optim.epochs must be >= 1, got {self.epochs}")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):

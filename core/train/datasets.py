@@ -45,6 +45,15 @@ def validation_sets(data: DataConfig) -> ValSets:
     return sets
 
 
+def test_sets(data: DataConfig) -> list[tuple[str, PairedDataset]]:
+    """The fixed test sets (``data.test``), which neither training nor selection reads."""
+    return [
+        (test.name, PairedFolderDataset(_existing_root(test.root, f"data.test {test.name}: root"), test.split,
+                                        only=test.only, cache=data.cache))
+        for test in data.test
+    ]
+
+
 def _existing_root(root: str, key: str) -> Path:
     path = Path(root)
     if not path.is_dir():

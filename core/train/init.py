@@ -2,7 +2,10 @@
 
 ``run.init`` names a ``.safetensors`` weights file or a shipped model (``colormamba-lite``).
 The file carries its model config; it must be the run's, since a tensor of another shape or
-another architecture cannot be continued, and the error says which settings differ.
+another architecture cannot be continued, and the error says which settings differ. One
+difference is allowed: a run may *grow* a file without a semantic prior into a model with one
+(``encoder``, ``encoder_scale``), which keeps every trained tensor, starts the encoder from its
+ImageNet weights and its projections at zero, and so starts out computing what the file did.
 """
 
 from pathlib import Path
@@ -12,6 +15,7 @@ from torch import nn
 
 from nirstream.core.assets import shipped_weights
 from nirstream.core.errors import WeightsError
+from nirstream.core.models import complete_config
 from nirstream.core.weights import load_model, read_metadata
 
 
@@ -35,13 +39,25 @@ def init_provenance(name: str) -> dict:
             "training_seconds_total": total or 0.0}
 
 
-def load_init_weights(model: nn.Module, name: str) -> None:
-    """Load the weights ``name`` means into ``model``, whose config must equal the file's."""
+#: Config keys in which a run may differ from its init file, when the file has no encoder.
+GROWN_KEYS = {"encoder", "encoder_scale"}
+
+
+def load_init_weights(model: nn.Module, name: str) -> bool:
+    """Load the weights ``name`` means into ``model``, whose config must equal the file's or grow
+    it by a semantic prior; True when it grew (the caller then loads the prior's pretrained weights)."""
     path = init_weights_path(name)
-    saved = read_metadata(path)["model"]
-    if saved != model.config:
-        keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
+    saved = complete_config(read_metadata(path)["model"])
+    keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
+    grows = bool(keys) and set(keys) <= GROWN_KEYS and saved.get("encoder") is None
+    if keys and not grows:
         differences = ", ".join(f"{key}: file {saved.get(key)!r}, run {model.config.get(key)!r}" for key in keys)
         raise WeightsError(f"run.init {path} holds another model than the run builds ({differences})")
-    model.load_state_dict(load_model(path).state_dict())
-    logger.info("starting from the weights in {}", path)
+    missing, unexpected = model.load_state_dict(load_model(path).state_dict(), strict=not grows)
+    if grows:
+        if unexpected or not all(key.startswith("semantic.") for key in missing):
+            raise WeightsError(f"run.init {path}: growing it by a semantic prior left other tensors unset")
+        logger.info("starting from the weights in {}, grown by a {} semantic prior", path, model.config["encoder"])
+    else:
+        logger.info("starting from the weights in {}", path)
+    return grows

@@ -106,9 +106,12 @@ class Trainer:
 
         self.model = build_model(_model_config(config.model))
         self.continues = None  # the released weights this run started from, for the hours behind it
-        if config.run.init is not None and checkpoint is None:
-            load_init_weights(self.model, config.run.init)
-            self.continues = init_provenance(config.run.init)
+        if checkpoint is None:
+            grown = config.run.init is not None and load_init_weights(self.model, config.run.init)
+            if config.run.init is None or grown:
+                self.model.load_pretrained()
+            if config.run.init is not None:
+                self.continues = init_provenance(config.run.init)
         self.model = self.model.to(self.device)
         self.loss = build_loss(config.loss).to(self.device)
         aux = self.loss.required_outputs != {"rgb"}
@@ -133,7 +136,9 @@ class Trainer:
 
         schedule = lr_schedule(config.optim, self.steps_per_epoch)
         optim = config.optim
-        self.optimizer = Adam(self.model.parameters(), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+        self.optimizer = Adam(
+            _parameter_groups(self.model, optim), lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay
+        )
         self.scheduler = LambdaLR(self.optimizer, schedule)
         self.average = (
             AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(optim.ema_decay), use_buffers=True)
@@ -426,6 +431,20 @@ class _ForwardForLoss(nn.Module):
 
     def forward(self, nir: Tensor) -> dict[str, Tensor]:
         return self.model.forward_with_aux(nir) if self.aux else {"rgb": self.model(nir)}
+
+
+def _parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
+    """The model's own parameters at ``optim.lr``; its pretrained ones at ``lr * encoder_lr_ratio``,
+    or frozen (no gradient at all) when the ratio is 0."""
+    pretrained = model.pretrained_parameters()
+    ids = {id(p) for p in pretrained}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
+    if optim.encoder_lr_ratio == 0:
+        for parameter in pretrained:
+            parameter.requires_grad_(False)
+    elif pretrained:
+        groups.append({"params": pretrained, "lr": optim.lr * optim.encoder_lr_ratio})
+    return groups
 
 
 def _seed_everything(seed: int) -> None:

@@ -100,6 +100,30 @@ def test_onnx_export_matches_pytorch_on_demo_frames(tiny_weights, tmp_path, caps
     assert abs(onnx_rgb - torch_rgb).max() < 1e-4  # the file computes what the model does
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime (pip install 'nirstream[export]')")
+def test_onnx_export_carries_the_semantic_prior(tmp_path):
+    """The ImageNet encoder's TensorFlow-style padding and the projections export and compute
+    in onnxruntime what they compute in torch."""
+    import onnx
+    import onnxruntime
+
+    from nirstream.core.weights import load_model
+
+    torch.manual_seed(0)
+    model = build_model({**TINY_COLORMAMBA, "encoder": "efficientnet-lite0"})
+    for projection in [*model.semantic.to_a, *model.semantic.to_b]:
+        torch.nn.init.normal_(projection[-1].weight, std=0.3)  # as trained: not zero
+    weights = save_weights(model, tmp_path / "prior.safetensors")
+    out = tmp_path / "prior.onnx"
+    assert main(["export", "--weights", str(weights), "--format", "onnx", "--out", str(out), "--size", "96x64", "--no-check"]) == 0
+    nir = torch.rand(1, 1, 64, 96)
+    (onnx_rgb,) = onnxruntime.InferenceSession(str(out)).run(None, {onnx.load(str(out)).graph.input[0].name: nir.numpy()})
+    with torch.inference_mode():
+        torch_rgb = load_model(weights)(nir).numpy()
+    assert abs(onnx_rgb - torch_rgb).max() < 1e-4
+
+
 @pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
 def test_onnx_export_that_fails_its_check_leaves_no_file(tiny_weights, tmp_path, monkeypatch, capsys):
     from nirstream.stream import export as export_module

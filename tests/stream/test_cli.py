@@ -110,6 +110,27 @@ def test_eval_cli_scores_every_validation_set_of_a_train_config(weights, tmp_pat
     assert [r["name"] for r in json.loads((out / "again" / "metrics.json").read_text())["images"]] == ["img1"]
 
 
+def test_eval_cli_scores_the_test_split_only_when_asked(weights, tmp_path, capsys):
+    _, path = weights
+    make_pairs(tmp_path / "data")
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        f"data:\n  root: {tmp_path / 'data'}\n  test:\n    - {{name: held, root: {tmp_path / 'data'}, split: val, only: [img2]}}\n"
+    )
+    out = tmp_path / "out"
+    assert main(["eval", "--weights", str(path), "--config", str(config), "--out", str(out), "--sheet-rows", "0"]) == 0
+    assert not (out / "held").exists()  # validation sets only: the test split is never scored by default
+    assert main(["eval", "--weights", str(path), "--config", str(config), "--test", "--out", str(out / "t"),
+                 "--sheet-rows", "0"]) == 0
+    assert [r["name"] for r in json.loads((out / "t" / "metrics.json").read_text())["images"]] == ["img2"]
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(path), "--data", str(tmp_path / "data"), "--test"]) == 2
+    assert "give it with --config" in capsys.readouterr().err
+    config.write_text(f"data:\n  root: {tmp_path / 'data'}\n")
+    assert main(["eval", "--weights", str(path), "--config", str(config), "--test"]) == 2
+    assert "names no test split" in capsys.readouterr().err
+
+
 def test_every_option_of_every_command_has_help():
     from nirstream.stream.cli import build_parser
 

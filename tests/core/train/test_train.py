@@ -411,3 +411,34 @@ def test_init_starts_from_weights_and_refuses_another_model(tmp_path, overfit_ru
     missing = make_config(data_root, tmp_path, "missing", "run.init=no-such-model")
     with pytest.raises(WeightsError, match="neither a weights file nor a shipped model"):
         train(missing)
+
+
+def test_init_grows_a_file_by_a_semantic_prior_that_trains_frozen_then_slowly(tmp_path, overfit_run):
+    """A file without the prior grows into a model with one: it starts out as the file (epoch 0
+    scores the same), its encoder starts from ImageNet, stays frozen at ratio 0 and moves at a
+    small ratio; any other difference from the file is still refused."""
+    from nirstream.core.models.efficientnet_lite import imagenet_weights_path
+
+    data_root, run_dir = overfit_run
+    best = max(history(run_dir)[1:], key=lambda row: row["val_psnr"])
+    init = f"run.init={run_dir / 'best.safetensors'}"
+    imagenet = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    key = "_blocks.3._depthwise_conv.weight"
+
+    frozen = train(make_config(data_root, tmp_path, "frozen", "optim.epochs=1", "model.encoder=efficientnet-lite0", init))
+    assert history(frozen)[0]["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-4)
+    grown = load_model(frozen / "last.safetensors")
+    assert torch.equal(grown.semantic.encoder.state_dict()[key], imagenet[key])
+    assert any(p.abs().sum() > 0 for p in grown.semantic.to_a[-1][-1].parameters())  # the projections learned
+
+    config = make_config(data_root, tmp_path, "slow", "model.encoder=efficientnet-lite0", init, "optim.encoder_lr_ratio=0.1")
+    trainer = Trainer(config, DistContext(0, 1, torch.device("cpu")))
+    rates = [group["lr"] for group in trainer.optimizer.param_groups]
+    assert rates[1] == pytest.approx(rates[0] * 0.1)  # the schedule scales both groups alike
+    assert [group["initial_lr"] for group in trainer.optimizer.param_groups] == pytest.approx([5e-3, 5e-4])
+    tuned = load_model(trainer.fit() / "last.safetensors")
+    assert not torch.equal(tuned.semantic.encoder.state_dict()[key], imagenet[key])
+
+    other = make_config(data_root, tmp_path, "other", "model.encoder=efficientnet-lite0", "model.ngf=12", init)
+    with pytest.raises(WeightsError, match=r"holds another model than the run builds \(encoder: file None, run 'efficientnet-lite0', ngf: file 8"):
+        train(other)
