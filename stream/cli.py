@@ -281,6 +281,8 @@ def run_eval(args: argparse.Namespace) -> None:
     from nirstream.core.train.datasets import test_sets, validation_sets
     from nirstream.core.weights import load_model
 
+    if args.test and args.config is None:
+        raise ConfigError("--test scores a train config's test split: give it with --config")
     device = resolve_device(args.device)
     weights = args.weights or require_shipped(args.model)
     model = load_model(weights, device)
@@ -294,8 +296,6 @@ def run_eval(args: argparse.Namespace) -> None:
         return
     split = None if args.split.lower() == "none" else args.split
     only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
-    if args.test and args.config is None:
-        raise ConfigError("--test scores a train config's test split: give it with --config")
     if args.config is not None:
         data = load_train_config(args.config, args.overrides).data
         if args.test:

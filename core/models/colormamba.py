@@ -14,7 +14,8 @@ on the NIR frame shown to it as a gray photograph, at 1/``encoder_scale`` of the
 and adds its features, projected, to both U-Nets' encoder stages at the matching stride: the
 skips, the bottleneck and the HSV guide then know "sky", "foliage" and "road", which a network
 trained on a few hundred pairs cannot learn. The projections start at zero, so a model grown
-from one without the prior starts out computing exactly what that model computed.
+from one without the prior starts out computing what that model computed (exactly so on the
+same padding: with the prior the input is padded to a multiple of 64 instead of 32).
 
 Both start from the NIR and its edge map folded into patches of ``stem_stride``: at 1 or 2 the
 U-Nets run at or near full resolution, as the paper's do; at 4 they run at a quarter of it,
@@ -177,11 +178,11 @@ class RGBNet(nn.Module):
 class SemanticPrior(nn.Module):
     """An ImageNet-pretrained encoder's view of the NIR, projected onto both U-Nets' stages.
 
-    The NIR (padded as the U-Nets see it) is averaged down by ``scale``, repeated to three
-    channels, and run through EfficientNet-Lite0. Its feature map ``j`` (stride ``4 · 2^j`` of
-    the encoder's input) feeds the U-Net stage with the same stride in the frame, the coarsest
-    stage taking every coarser map; each goes through a small per-pixel MLP whose last layer
-    starts at zero, and is resized to the stage's size where the strides' rounding differs.
+    The NIR (padded as the U-Nets see it, to a multiple of the encoder's stride) is averaged
+    down by ``scale``, repeated to three channels, and run through EfficientNet-Lite0. Its
+    feature map ``j`` (stride ``4 · 2^j`` of the encoder's input) feeds the U-Net stage with the
+    same stride in the frame, the coarsest stage also taking every coarser map, upsampled to its
+    size; each goes through a small per-pixel MLP whose last layer starts at zero.
     At scale 2 the encoder sees a 640x512 frame as 320x256, about the size of the ImageNet
     photographs it learned from, and costs a quarter of what it costs at full resolution.
     """
@@ -270,7 +271,10 @@ class ColorMamba(ColorizationModel):
         if stem_stride < 1:
             raise ValueError(f"stem_stride must be at least 1, got {stem_stride}")
         self.stem_stride = stem_stride
-        self.multiple = stem_stride * 2 ** (stages - 1)
+        # With a prior, its deepest map has stride 32 in the encoder's input, 32 * encoder_scale
+        # in the frame: padding to that multiple keeps every map's grid on the frame's, so tiles
+        # placed at multiples of it see what the whole frame sees.
+        self.multiple = math.lcm(stem_stride * 2 ** (stages - 1), 32 * encoder_scale if encoder else 1)
         self.edges = Laplacian()
         g_b_dims = [nfg * m for m in width_mults]
         self.g_b = HSVNet(g_b_dims, stem_stride)

@@ -88,15 +88,14 @@ class MBConvBlock(nn.Module):
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0's convolutional trunk: RGB in [0, 1] to features at strides 4-32.
 
-    ``frozen_norms`` (default on) keeps every batch norm in eval mode with its ImageNet
-    statistics whatever ``train()`` says: the colorizer's batches are a few crops of one
-    domain, whose statistics would wash out the pretrained ones, and a model whose output
-    depends on the other images in its batch would break the colorizer's tiling.
+    Every batch norm stays in eval mode with its ImageNet statistics whatever ``train()`` says
+    (its scale and shift still train when the trunk is fine-tuned): the colorizer's batches are
+    a few crops of one domain, whose statistics would wash out the pretrained ones, and a model
+    whose output depends on the other images in its batch would break the colorizer's tiling.
     """
 
-    def __init__(self, frozen_norms: bool = True) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.frozen_norms = frozen_norms
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         blocks, in_dim = [], 32
@@ -110,10 +109,9 @@ class EfficientNetLite0(nn.Module):
 
     def train(self, mode: bool = True) -> "EfficientNetLite0":
         super().train(mode)
-        if self.frozen_norms:
-            for module in self.modules():
-                if isinstance(module, nn.BatchNorm2d):
-                    module.eval()
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
         return self
 
     def forward(self, rgb: Tensor) -> list[Tensor]:

@@ -110,12 +110,36 @@ class DataConfig:
                 raise ConfigError(f"data.{key}: set names must be unique, {', '.join(repeated)} repeats")
         if self.repeat < 1 or self.val_weight < 0:
             raise ConfigError("data.repeat must be >= 1 and data.val_weight >= 0")
+        for test in self.test:
+            self._check_unseen(test)
         if self.layout not in LAYOUTS:
             raise ConfigError(f"data.layout must be one of {', '.join(LAYOUTS)}, got '{self.layout}'")
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if self.workers < 0:
             raise ConfigError(f"data.workers must be >= 0, got {self.workers}")
+
+
+    def _check_unseen(self, test: "ValSet") -> None:
+        """A test set must be neither trained nor selected on: no training set of the same folder
+        may keep its pairs, and no validation set may hold them."""
+        if test.only is None:
+            raise ConfigError(f"data.test {test.name}: name its pairs with 'only' (a test split is fixed by name)")
+        held = set(test.only)
+        where = (Path(test.root).resolve(), test.split)
+        trained = [(f"data.more_train {t.name}", t.root, t.split, t.exclude) for t in self.more_train]
+        if self.layout == "folder":
+            trained.append(("data", self.root, self.train_split, self.exclude))
+        for key, root, split, exclude in trained:
+            leaked = sorted(held - set(exclude))
+            if (Path(root).resolve(), split) == where and leaked:
+                raise ConfigError(f"{key} trains on test pairs of data.test {test.name} ({', '.join(leaked[:3])}): add them to its exclude")
+        selected = [(f"data.more_val {v.name}", v.root, v.split, v.only) for v in self.more_val]
+        if self.layout == "folder":
+            selected.append(("data.val_split", self.root, self.val_split, None))
+        for key, root, split, only in selected:
+            if (Path(root).resolve(), split) == where and (only is None or held & set(only)):
+                raise ConfigError(f"{key} validates on test pairs of data.test {test.name}")
 
 
 @dataclass

@@ -49,7 +49,7 @@ def load_init_weights(model: nn.Module, name: str) -> bool:
     path = init_weights_path(name)
     saved = complete_config(read_metadata(path)["model"])
     keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
-    grows = bool(keys) and set(keys) <= GROWN_KEYS and saved.get("encoder") is None
+    grows = "encoder" in keys and set(keys) <= GROWN_KEYS and saved["encoder"] is None
     if keys and not grows:
         differences = ", ".join(f"{key}: file {saved.get(key)!r}, run {model.config.get(key)!r}" for key in keys)
         raise WeightsError(f"run.init {path} holds another model than the run builds ({differences})")

@@ -36,7 +36,7 @@ from nirstream.core.data import PairedDataset
 from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import build_loss
 from nirstream.core.evaluate import COLOUR, METRICS, score_images
-from nirstream.core.models import build_model, load_model_config
+from nirstream.core.models import build_model, complete_config, load_model_config
 from nirstream.core.ops import scan_backend
 from nirstream.core.train import distributed
 from nirstream.core.train.gan import Adversary
@@ -112,6 +112,9 @@ class Trainer:
                 self.model.load_pretrained()
             if config.run.init is not None:
                 self.continues = init_provenance(config.run.init)
+        if config.optim.encoder_lr_ratio == 0:  # before DDP, which records what needs a gradient
+            for parameter in self.model.pretrained_parameters():
+                parameter.requires_grad_(False)
         self.model = self.model.to(self.device)
         self.loss = build_loss(config.loss).to(self.device)
         aux = self.loss.required_outputs != {"rgb"}
@@ -393,12 +396,19 @@ class Trainer:
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
         """Continue from a checkpoint's epoch: weights, optimiser, schedule, history and RNG states."""
-        if checkpoint["model_config"] != self.model.config:
+        if complete_config(checkpoint["model_config"]) != self.model.config:
             raise WeightsError(
                 f"the checkpoint was trained with model {checkpoint['model_config']}, the config builds {self.model.config}"
             )
         if (checkpoint["adversary"] is None) != (self.adversary is None):
             raise ConfigError("the checkpoint and the config disagree on gan.enabled; resume with the checkpoint's setting")
+        frozen_then = checkpoint["config"]["optim"].get("encoder_lr_ratio", 0.0) == 0
+        if self.model.pretrained_parameters() and frozen_then != (self.config.optim.encoder_lr_ratio == 0):
+            raise ConfigError(
+                "the checkpoint and the config disagree on whether the pretrained encoder trains "
+                "(optim.encoder_lr_ratio 0 or not); resume with the checkpoint's setting, or start a new "
+                "run from its weights with --init"
+            )
         warn_changed(checkpoint["config"], to_dict(self.config))
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -435,14 +445,11 @@ class _ForwardForLoss(nn.Module):
 
 def _parameter_groups(model: nn.Module, optim: OptimConfig) -> list[dict[str, Any]]:
     """The model's own parameters at ``optim.lr``; its pretrained ones at ``lr * encoder_lr_ratio``,
-    or frozen (no gradient at all) when the ratio is 0."""
+    none of them when the ratio is 0 (the trainer has frozen them)."""
     pretrained = model.pretrained_parameters()
     ids = {id(p) for p in pretrained}
     groups = [{"params": [p for p in model.parameters() if id(p) not in ids]}]
-    if optim.encoder_lr_ratio == 0:
-        for parameter in pretrained:
-            parameter.requires_grad_(False)
-    elif pretrained:
+    if pretrained and optim.encoder_lr_ratio > 0:
         groups.append({"params": pretrained, "lr": optim.lr * optim.encoder_lr_ratio})
     return groups
 

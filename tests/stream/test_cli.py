@@ -113,9 +113,10 @@ def test_eval_cli_scores_every_validation_set_of_a_train_config(weights, tmp_pat
 def test_eval_cli_scores_the_test_split_only_when_asked(weights, tmp_path, capsys):
     _, path = weights
     make_pairs(tmp_path / "data")
+    make_pairs(tmp_path / "scenes", split="all")
     config = tmp_path / "train.yaml"
     config.write_text(
-        f"data:\n  root: {tmp_path / 'data'}\n  test:\n    - {{name: held, root: {tmp_path / 'data'}, split: val, only: [img2]}}\n"
+        f"data:\n  root: {tmp_path / 'data'}\n  test:\n    - {{name: held, root: {tmp_path / 'scenes'}, split: all, only: [img2]}}\n"
     )
     out = tmp_path / "out"
     assert main(["eval", "--weights", str(path), "--config", str(config), "--out", str(out), "--sheet-rows", "0"]) == 0

@@ -192,7 +192,7 @@ def test_every_bundled_config_builds():
         if name == "colormamba-paper":
             assert 80e6 < count < 120e6, count
             continue
-        if name == "colormamba-lite":  # a CPU model: 4.7 M since 2026-11-30, and the 3.6 M ImageNet encoder since 2026-12-05
+        if name == "colormamba-lite":  # a CPU model: 4.7 M since 2026-11-30, and the 2.96 M ImageNet trunk since 2026-12-05
             assert 0.3e6 < count - sum(p.numel() for p in model.pretrained_parameters()) < 6e6, count
         with torch.no_grad():
             assert model.eval()(torch.rand(1, 1, 48, 72)).shape == (1, 3, 48, 72)

