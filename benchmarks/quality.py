@@ -13,8 +13,9 @@ For each weights file, scored by :func:`nirstream.core.evaluate.evaluate` (the c
   on the demo clip.
 
 The gray-NIR baseline (the NIR frame itself on all three channels) is scored on every set.
-Contact sheets go to ``benchmarks/figures/<model>-val.png`` and ``<model>-scenes.jpg`` (one
-test scene per category: indoor, old building, street, urban, water).
+Contact sheets go to ``runs/quality/<model>-val.png`` and ``<model>-scenes.jpg`` (one test
+scene per category: indoor, old building, street, urban, water), to look at, never to commit:
+they show the data sets' photographs, whose terms forbid shipping them.
 
     python benchmarks/quality.py [--models colormamba-lite] [--weights runs/x/best.safetensors ...]
 """
@@ -40,7 +41,7 @@ from nirstream.stream.run import run
 from model_cost import FRAME, TILE, latency_ms
 from results import update_section
 
-FIGURES = Path(__file__).resolve().parent / "figures"
+SHEETS = Path(__file__).resolve().parents[1] / "runs" / "quality"  # ignored by git: the data's terms
 ANCHORS = Path("../shared/anchors/sfgpt_vcip_val.csv")
 SHEET_SCENES = ["indoor_0002", "oldbuilding_0002", "street_0005", "urban_0003", "water_0003"]
 SCENES_SHEET_WIDTH = 1500  # the photographs are up to 1000 px wide: three of them a row, shrunk
@@ -138,10 +139,10 @@ def main() -> None:
                         f"{m['ae']:.2f} / {b['ae']:.2f} | {m['colorfulness_ratio']:.2f} |"
                     )
             print(rows[-2], flush=True)
-        contact_sheet(evaluate(model, sets["VCIP val (18)"], device, keep_images=6), FIGURES / f"{name}-val.png")
+        contact_sheet(evaluate(model, sets["VCIP val (18)"], device, keep_images=6), SHEETS / f"{name}-val.png")
         sheet_set = PairedDataset([p for p in scenes_pairs(sets) if p.name in SHEET_SCENES])
         scenes_report = evaluate(model, sheet_set, device, keep_images=len(SHEET_SCENES))
-        contact_sheet(scenes_report, FIGURES / f"{name}-scenes.jpg", max_width=SCENES_SHEET_WIDTH)
+        contact_sheet(scenes_report, SHEETS / f"{name}-scenes.jpg", max_width=SCENES_SHEET_WIDTH)
 
         params = sum(p.numel() for p in model.parameters()) / 1e6
         counted, scan = (f / 1e9 for f in forward_flops(model, *TILE))
@@ -157,7 +158,7 @@ def main() -> None:
             + "\n".join(groups) + "\n\n"
             f"Cost: {params:.2f} M parameters, {counted + scan:.2f} GFLOPs per 256² tile, {frame_ms:.0f} ms per "
             f"640×512 frame ({args.threads} threads), {summary.fps:.1f} fps through `nirstream run` on the demo clip. "
-            f"Contact sheets: `benchmarks/figures/{name}-val.png`, `benchmarks/figures/{name}-scenes.jpg`.\n"
+            f"Contact sheets (not committed: the data's terms): `runs/quality/{name}-val.png`, `-scenes.jpg`.\n"
         )
         print(sections[-1], flush=True)
 

@@ -334,6 +334,9 @@ class Trainer:
             info = {"epoch": epoch, "metrics": {k: row[k] for k in row if k.startswith("val_")}, "config": to_dict(self.config)}
             if self.continues is not None:
                 info["continues"] = self.continues
+            # the training behind this file in all, so that a run continuing it (--init) counts it
+            before = (self.continues or {}).get("training_seconds_total") or 0.0
+            info["training_seconds_total"] = before + sum(r["seconds"] for r in self.history)
             save_weights(self.result, self.run_dir / "last.safetensors", info=info)
             if improved:
                 save_weights(self.result, self.run_dir / "best.safetensors", info=info)

@@ -403,7 +403,13 @@ def test_init_starts_from_weights_and_refuses_another_model(tmp_path, overfit_ru
     # epoch 0 scores the model before any step: exactly the weights it started from
     assert rows[0]["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-4)
     # what it continues is recorded when it starts, for the hours behind a release
-    assert read_metadata(finetuned / "best.safetensors")["info"]["continues"]["epoch"] == best["epoch"]
+    info = read_metadata(finetuned / "best.safetensors")["info"]
+    assert info["continues"]["epoch"] == best["epoch"]
+    # the hours behind a file count its start's, so a chain of --init runs adds up
+    first = read_metadata(run_dir / "best.safetensors")["info"]["training_seconds_total"]
+    assert first == pytest.approx(sum(row["seconds"] for row in history(run_dir)[: best["epoch"] + 1]))
+    assert info["continues"]["training_seconds_total"] == pytest.approx(first)
+    assert info["training_seconds_total"] == pytest.approx(first + sum(row["seconds"] for row in rows[: info["epoch"] + 1]))
 
     other = make_config(data_root, tmp_path, "other", "model.ngf=12", f"run.init={run_dir / 'best.safetensors'}")
     with pytest.raises(WeightsError, match=r"holds another model than the run builds \(ngf: file 8, run 12\)"):
