@@ -332,7 +332,9 @@ def test_bundled_lite_config_trains_on_the_vcip_pairs(vcip_root, tmp_path, monke
     overrides = [] if (vcip_root.parent / "epfl_scenes").is_dir() else ["data.more_train=[]", "data.more_val=[]"]
     config = load_train_config(
         "colormamba-lite",
-        [f"data.root={vcip_root}", "optim.epochs=1", "optim.warmup_epochs=0", "run.max_steps_per_epoch=6",
+        # the recipe's one warm-up epoch ramps the rate over the six steps: at its full rate from
+        # the first step, random weights overshoot (11.8 -> 9.6-9.8 dB, with or without the prior)
+        [f"data.root={vcip_root}", "optim.epochs=1", "run.max_steps_per_epoch=6",
          "data.batch_size=4", "data.workers=2", "run.device=cpu", f"run.out_dir={tmp_path}",
          "optim.ema_decay=null",  # an average over ~1000 steps would hide what six steps learned
          *overrides],
@@ -419,6 +421,7 @@ def test_init_starts_from_weights_and_refuses_another_model(tmp_path, overfit_ru
         train(missing)
 
 
+@pytest.mark.slow
 def test_init_grows_a_file_by_a_semantic_prior_that_trains_frozen_then_slowly(tmp_path, overfit_run):
     """A file without the prior grows into a model with one: it starts out as the file (epoch 0
     scores the same), its encoder starts from ImageNet, stays frozen at ratio 0 and moves at a
@@ -468,6 +471,7 @@ def test_a_test_split_can_be_neither_trained_nor_selected_on(tmp_path):
     assert len(bundled.test[0].only) == 13 and len(bundled.more_val[0].only) == 10
 
 
+@pytest.mark.slow
 def test_resume_refuses_to_switch_the_encoder_between_frozen_and_training(tmp_path, overfit_run):
     data_root, run_dir = overfit_run
     init = f"run.init={run_dir / 'best.safetensors'}"
