@@ -32,7 +32,9 @@ from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.colorizer.backends import HALF_DTYPES
 from nirstream.stream.colorizer.colorizer import synthetic_nir
 from nirstream.stream.colorizer.guided import scaled_size
+from nirstream.stream.errors import SourceError
 from nirstream.stream.frame import Frame
+from nirstream.stream.sources.base import Source
 from nirstream.stream.stats import Stage
 
 RESOLUTIONS = ((640, 512), (1280, 720), (1920, 1080))
@@ -120,9 +122,13 @@ def frame_flops(colorizer: Colorizer, width: int, height: int) -> float:
 
 
 def bench_one(
-    model: torch.nn.Module, name: str, config: ColorizerConfig, width: int, height: int, frames: int
+    model: torch.nn.Module, name: str, config: ColorizerConfig, width: int, height: int, frames: int,
+    pool: list[np.ndarray] | None = None,
 ) -> BenchResult:
     """Time ``frames`` frames of ``width×height`` through a fresh colorizer (after its warm-up).
+
+    ``pool``: the frames to cycle through (a recorded input's, :func:`recorded_frames`); by
+    default synthetic scenes.
 
     GPU memory is the allocator's peak reservation (CUDA-graph pools included; TensorRT's own
     workspace is outside it).
@@ -133,7 +139,8 @@ def bench_one(
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    pool = [np.roll(synthetic_nir(height, width), 17 * k, axis=1) for k in range(DISTINCT_FRAMES)]
+    if pool is None:
+        pool = [np.roll(synthetic_nir(height, width), 17 * k, axis=1) for k in range(DISTINCT_FRAMES)]
     latencies = []
     start = time.perf_counter()
     for frame in colorizer.run(_frames(pool, frames)):
@@ -162,13 +169,17 @@ def bench_matrix(
     precisions: list[str],
     sizes: list[tuple[int, int]],
     frames: int,
+    pool: list[np.ndarray] | None = None,
 ) -> list[BenchResult]:
-    """Every combination of model, backend, precision and size, one after another."""
+    """Every combination of model, backend, precision and size, one after another; with a
+    recorded ``pool`` of frames, at their size only."""
     results = []
+    if pool is not None:
+        sizes = [(pool[0].shape[1], pool[0].shape[0])]
     for (name, model), backend, precision, (width, height) in itertools.product(models.items(), backends, precisions, sizes):
         config = replace(base, backend=backend, precision=precision)
         logger.info(f"bench {name} {backend} {precision} {width}x{height}: {frames} frames")
-        result = bench_one(model, name, config, width, height, frames)
+        result = bench_one(model, name, config, width, height, frames, pool)
         _release_compiled()
         logger.info(
             f"  {result.fps:.1f} fps, p50 {result.latency_p50_ms:.1f} ms, p99 {result.latency_p99_ms:.1f} ms, "
@@ -211,6 +222,22 @@ def write_chart(results: list[BenchResult], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def recorded_frames(source: Source, count: int) -> list[np.ndarray]:
+    """Up to ``count`` frames of a recorded input (a bag, a video, images), decoded before the
+    clock starts like the synthetic ones; a SourceError if it has none or they differ in size."""
+    pool = []
+    with source:
+        for frame in source:
+            if pool and frame.nir.shape != pool[0].shape:
+                raise SourceError(f"{source.info.name}: frames of several sizes; bench takes one size (--resize in run)")
+            pool.append(frame.nir)
+            if len(pool) >= count:
+                break
+    if not pool:
+        raise SourceError(f"{source.info.name}: no frames to benchmark")
+    return pool
 
 
 def _frames(pool: list[np.ndarray], count: int) -> Iterator[Frame]:

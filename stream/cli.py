@@ -28,6 +28,9 @@ EXAMPLES = {
   nirstream run --source 'drives/**/*.mp4' --sink /shared/out/ --cluster ray://head:10001 --tries 3
   nirstream run --source testsrc --sink null --config benchmark --max-frames 300 --summary-json stats.json
   nirstream run --source frames/ --sink out.mp4 --weights W.safetensors --set engine.tile=384
+  nirstream run --source drive_bag/ --topic /cam/nir/image_raw --sink colorized_bag/   # a rosbag2 folder in and out
+  nirstream run --source drive.mcap --sink colorized.mcap --sink foxglove              # and watch it in Foxglove
+  nirstream run --source drive.mcap --sink null --realtime --summary-json live.json    # latency as if the camera were live
 
 The model: --weights FILE, else --model NAME (a shipped model, or a model config run untrained
 for timing), else the best shipped model for the device: colormamba-lite on a CPU;
@@ -50,6 +53,7 @@ colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
   nirstream bench --model colormamba-base --backend compile --precision fp16 --size 1920x1080
   nirstream bench --model colormamba-lite --backend eager --backend compile --precision fp32 --precision fp16
   nirstream bench --model colormamba-paper --precision auto --set engine.tile_batch=auto --out bench/paper
+  nirstream bench --source drive.mcap --topic /cam/nir/image_raw --frames 200   # a drive's own frames
 
 Each configuration reports fps, latency p50/p99 from decoded frame to RGB in host memory, peak
 GPU memory, FLOPs per frame, the floor they imply at the device's measured matrix rate, and the
@@ -108,9 +112,11 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run = _command(
         commands, "run", "colorize a camera, video, stream or image folder",
         "Colorize NIR frames from SOURCE into one or more sinks. SOURCE is a camera (cam0, 0, "
-        "/dev/video0), a video file or glob, an rtsp:// or http:// stream, an image folder or glob, "
-        "or testsrc. SINK is a video file (.mp4, .mkv), a folder of images (ending in /), window, "
-        "preview[:PORT] (a live page on 127.0.0.1), or null.",
+        "/dev/video0), a video file or glob, an rtsp:// or http:// stream, a recorded drive (a rosbag2 "
+        "folder, .mcap, .db3 or ROS 1 .bag), an image folder or glob, or testsrc. SINK is a video file "
+        "(.mp4, .mkv, .mov), an MCAP file (.mcap), a folder (ending in /: images, or a rosbag2 folder when "
+        "SOURCE is a bag), window, preview[:PORT] (a live page on 127.0.0.1), foxglove[:PORT] (a Foxglove "
+        "WebSocket server on 127.0.0.1), or null.",
     )
     run.add_argument("--source", help="camera, file, glob, URL, folder or testsrc "
                                       "(default: the bundled demo clip)")
@@ -127,6 +133,15 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--resize", metavar="WxH",
                      help="scale every frame to WxH before colorizing (images of mixed sizes into one video)")
     run.add_argument("--summary-json", type=Path, help="write the run summary (fps, drops, latency) as JSON")
+    run.add_argument("--realtime", action="store_true",
+                     help="replay a bag or video at its recorded rate, as a live camera (frames drop if the "
+                          "colorizer falls behind, and the summary counts them)")
+    bags = run.add_argument_group("recorded drives", "a bag in, a bag out: the colorized topic beside the drive's "
+                                                     "other sensors, with the input's stamps and frame_id")
+    bags.add_argument("--topic", help="the bag's camera topic (default: its only image topic)")
+    bags.add_argument("--out-topic", help="the colorized topic in a bag sink (default: <input topic>/colorized)")
+    bags.add_argument("--no-copy-topics", action="store_true",
+                      help="leave the input bag's other topics out of a bag sink (default: copy them unchanged)")
     cluster = run.add_argument_group(
         "cluster", "colorize a batch of files on a Ray cluster (pip install 'nirstream[ray]'): a worker per GPU, "
                    "or per --worker-threads CPU threads; inputs and outputs on storage every node sees")
@@ -198,6 +213,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--size", dest="sizes", action="append", type=_size, metavar="WxH",
                        help="frame size, repeatable (default: 640x512, 1280x720 and 1920x1080)")
     bench.add_argument("--frames", type=_positive, default=100, help="timed frames per configuration (default: 100)")
+    bench.add_argument("--source", help="time a recorded input's frames (a bag, video or image folder: its first "
+                                        "--frames frames, decoded beforehand, at its size) instead of synthetic ones")
+    bench.add_argument("--topic", help="with --source: the bag's camera topic")
     _add_device(bench)
     _add_overrides(bench, "engine.tile_batch=auto")
     bench.add_argument("--out", type=Path, default=Path("runs") / "bench",
@@ -239,6 +257,14 @@ def run_pipeline(args: argparse.Namespace) -> int:
         config.max_frames = args.max_frames
     if args.resize is not None:
         config.resize = args.resize
+    if args.topic is not None:
+        config.topic = args.topic
+    if args.realtime:
+        config.realtime = True
+    if args.out_topic is not None:
+        config.sink.out_topic = args.out_topic
+    if args.no_copy_topics:
+        config.sink.copy_topics = False
     source, sinks = args.source, args.sinks
     if source is None:
         from nirstream.core.assets import demo_clip
@@ -324,12 +350,21 @@ def run_eval(args: argparse.Namespace) -> None:
 
 def run_bench(args: argparse.Namespace) -> None:
     from nirstream.core.assets import default_model
+    from nirstream.core.errors import ConfigError
     from nirstream.core.device import resolve_device
     from nirstream.stream.bench import RESOLUTIONS, bench_matrix, table, write_chart, write_json
     from nirstream.stream.config import load_run_config
     from nirstream.stream.run import pick_model
 
     config = load_run_config(None, [f"engine.device={args.device}", *args.overrides])
+    pool = None
+    if args.source is not None:
+        from nirstream.stream.bench import recorded_frames
+        from nirstream.stream.sources import open_source
+
+        pool = recorded_frames(open_source(args.source, **({"topic": args.topic} if args.topic else {})), args.frames)
+    elif args.topic is not None:
+        raise ConfigError("--topic chooses the camera topic of a bag given with --source")
     models = {}
     for spec in args.models or [default_model(resolve_device(args.device).type)]:
         is_file = spec.endswith(".safetensors")
@@ -337,7 +372,7 @@ def run_bench(args: argparse.Namespace) -> None:
         models[Path(spec).stem if is_file else spec] = pick_model(config)
     results = bench_matrix(
         models, config.engine, args.backends or ["eager"], args.precisions or ["fp32"],
-        args.sizes or list(RESOLUTIONS), args.frames,
+        args.sizes or list(RESOLUTIONS), args.frames, pool,
     )
     print(table(results))
     logger.info(f"results: {write_json(results, args.out / 'bench.json')}")

@@ -39,6 +39,8 @@ class RunConfig:
     model: str | None = None
     max_frames: int | None = None
     resize: str | None = None  # WIDTHxHEIGHT: every frame scaled to it before colorizing
+    topic: str | None = None  # a bag's camera topic (--topic); None: its only image topic
+    realtime: bool = False  # replay a recorded input at its recorded rate, as a live source (--realtime)
     engine: ColorizerConfig = field(default_factory=ColorizerConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     sink: SinkConfig = field(default_factory=SinkConfig)

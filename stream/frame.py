@@ -22,6 +22,8 @@ class Frame:
     the frame entered the pipeline: its :attr:`Stage.CAPTURED` stamp. ``stamps`` holds the
     later stages' times. ``name`` is the input file the frame was read from where every frame
     is a file of its own (an image folder): image sinks name their outputs after it.
+    ``message`` says which message of a recorded drive (a ROS bag, an MCAP file) the frame is:
+    a bag sink writes its colour back with the same stamps.
     """
 
     index: int
@@ -32,6 +34,7 @@ class Frame:
     stamps: dict[Stage, float] = field(default_factory=dict)
     source: str = ""
     name: str = ""
+    message: "BagMessage | None" = None
 
     def stamp(self, stage: Stage) -> None:
         """Record that the frame reaches ``stage`` now, on the monotonic clock."""
@@ -42,6 +45,21 @@ class Frame:
     def time_of(self, stage: Stage) -> float | None:
         """When the frame reached ``stage`` (monotonic seconds), or None if it has not."""
         return self.captured_at if stage is Stage.CAPTURED else self.stamps.get(stage)
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    """The message of a recorded drive a frame was read from.
+
+    ``stamp_ns`` is the header stamp (the sensor's time, which lines the frame up with lidar,
+    radar and CAN), or the log time where the stamp is zero; ``log_time_ns`` is when the
+    recorder received it; ``frame_id`` is the camera's coordinate frame.
+    """
+
+    topic: str
+    log_time_ns: int
+    stamp_ns: int
+    frame_id: str = ""
 
 
 @dataclass(frozen=True)

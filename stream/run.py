@@ -15,7 +15,7 @@ from loguru import logger
 
 from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
 from nirstream.core.device import resolve_device
-from nirstream.core.errors import NirstreamError
+from nirstream.core.errors import ConfigError, NirstreamError
 from nirstream.core.models import build_model, load_model_config
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer
@@ -27,7 +27,10 @@ from nirstream.stream.frame import Frame
 from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
-from nirstream.stream.sources import Source, expand_inputs, is_camera_spec, open_source, relative_names
+from nirstream.stream.bags import is_bag_path
+from nirstream.stream.sources.video import is_network_url
+from nirstream.stream.sources import BagSource, Source, expand_inputs, is_camera_spec, open_source, relative_names
+from nirstream.stream.sources.realtime import RealtimeSource
 from nirstream.stream.sources.resize import ResizedSource, parse_size
 from nirstream.stream.stats import Summary
 
@@ -49,7 +52,7 @@ def run(
     summaries, outputs = [], []
     try:
         for source, targets in zip(sources, per_input):
-            sinks = [open_sink(spec, config.sink) for spec in targets]
+            sinks = [open_sink(spec, config.sink, **bag_sink_options(source)) for spec in targets]
             outputs += [sink for sink in sinks if hasattr(sink, "written_path")]
             progress.start(source)
             try:
@@ -85,18 +88,48 @@ def open_inputs(
     inputs = expand_inputs(source_spec)
     specs = [parse_sink(text) for text in sink_specs or ["null"]]
     size = parse_size(config.resize) if config.resize else None
-    sources = [open_source(spec, **(asdict(config.camera) if is_camera_spec(spec) else {})) for spec in inputs]
-    if size is not None:
-        sources = [ResizedSource(source, size) for source in sources]
+    sources: list[Source] = []
     try:
+        for spec in inputs:
+            sources.append(open_source(spec, **source_options(spec, config)))
+        if config.topic is not None and not any(isinstance(source, BagSource) for source in sources):
+            raise ConfigError(f"--topic chooses a bag's camera topic, and {source_spec} is not a bag")
         names = relative_names(source_spec, inputs)
-        per_input = [[spec.for_input(name) if len(sources) > 1 else spec for spec in specs] for name in names]
+        many = len(sources) > 1
+        per_input = [
+            [(spec.for_bag(name if many else None) if isinstance(source, BagSource)
+              else spec.for_input(name) if many else spec) for spec in specs]
+            for source, name in zip(sources, names)
+        ]
+        if size is not None:
+            sources = [ResizedSource(source, size) for source in sources]
+        if config.realtime:
+            sources = [RealtimeSource(source) for source in sources]
         check_outputs([spec for targets in per_input for spec in targets], config.sink)
     except BaseException:
         for source in sources:
             source.close()
         raise
     return inputs, sources, per_input
+
+
+def source_options(spec: str, config: RunConfig) -> dict:
+    """The options of the source ``spec`` names: a camera's format, a bag's topic."""
+    if is_camera_spec(spec):
+        return asdict(config.camera)
+    if config.topic is not None and not is_network_url(spec) and is_bag_path(Path(spec)):
+        return {"topic": config.topic}
+    return {}
+
+
+def bag_sink_options(source: Source) -> dict:
+    """What a bag sink takes from a bag input: the camera topic it names its own after, and the
+    input's other messages to copy."""
+    while not isinstance(source, BagSource) and hasattr(source, "source"):  # through --resize, --realtime
+        source = source.source
+    if not isinstance(source, BagSource):
+        return {}
+    return {"input_topic": source.topic, "copy_from": source.other_messages}
 
 
 def warn_without_sinks(sink_specs: list[str]) -> None:
@@ -136,12 +169,12 @@ def colorize_input(
 def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:
     """Fail before any model loads on an output that would replace a file, that two inputs would
     both write, or that cannot be written."""
-    videos = [spec.path.resolve() for spec in specs if spec.kind == "video"]
+    videos = [spec.path.resolve() for spec in specs if spec.kind in ("video", "mcap", "rosbag2")]
     shared = sorted({path for path in videos if videos.count(path) > 1})
     if shared:
         raise SinkError(f"two inputs would both write {shared[0]} (their names differ only in folder or ending)")
     for spec in specs:
-        if spec.kind == "video":
+        if spec.kind in ("video", "mcap", "rosbag2"):
             refuse_to_replace(spec.path, config.overwrite)
             check_writable(spec.path)
         elif spec.kind == "folder":

@@ -1,9 +1,14 @@
-"""Outputs: video files, image sequences, a display window, a live HTTP preview, and a null sink.
+"""Outputs: video files, image sequences, bags (MCAP, rosbag2), a display window, a live HTTP
+preview, a Foxglove server, and a null sink.
 
 :func:`open_sink` turns the user's ``--sink`` string (the grammar is in :mod:`.spec`) into a
 sink, the way ``--source`` names a source.
 """
 
+from collections.abc import Callable, Iterator
+
+from nirstream.stream.bags import RawMessage
+from nirstream.stream.sinks.bag import BagSink
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import nir_to_gray8, nir_to_rgb8, output_image, side_by_side
 from nirstream.stream.sinks.images import ImageSequenceSink
@@ -14,6 +19,7 @@ from nirstream.stream.sinks.video import VideoSink
 from nirstream.stream.sinks.window import WindowSink
 
 __all__ = [
+    "BagSink",
     "ImageSequenceSink",
     "NullSink",
     "PreviewSink",
@@ -32,10 +38,18 @@ __all__ = [
 ]
 
 
-def open_sink(spec: str | SinkSpec, config: SinkConfig | None = None) -> Sink:
+def open_sink(
+    spec: str | SinkSpec,
+    config: SinkConfig | None = None,
+    *,
+    input_topic: str | None = None,
+    copy_from: Callable[[], Iterator[RawMessage]] | None = None,
+) -> Sink:
     """Build the sink ``spec`` names, each with only the settings of ``config`` it uses.
 
-    The sink is not opened yet: the pipeline opens it with the source's StreamInfo.
+    A bag sink names its topic after ``input_topic`` (the input bag's camera topic) and copies
+    the messages ``copy_from`` gives (the input bag's other topics) unless ``config.copy_topics``
+    is off. The sink is not opened yet: the pipeline opens it with the source's StreamInfo.
     """
     spec = parse_sink(spec) if isinstance(spec, str) else spec
     config = config or SinkConfig()
@@ -45,6 +59,15 @@ def open_sink(spec: str | SinkSpec, config: SinkConfig | None = None) -> Sink:
         return WindowSink(side_by_side=config.side_by_side)
     if spec.kind == "preview":
         return PreviewSink(spec.host, spec.port, side_by_side=config.side_by_side)
+    if spec.kind == "foxglove":
+        from nirstream.stream.sinks.foxglove import FoxgloveSink
+
+        return FoxgloveSink(spec.host, spec.port)
+    if spec.kind in ("mcap", "rosbag2"):
+        topic = config.out_topic or (f"{input_topic.rstrip('/')}/colorized" if input_topic else None)
+        return BagSink(spec.path, folder=spec.kind == "rosbag2", topic=topic,
+                       copy_from=copy_from if config.copy_topics else None, image_format=config.bag_format,
+                       jpeg_quality=config.jpeg_quality, side_by_side=config.side_by_side, overwrite=config.overwrite)
     if spec.kind == "video":
         return VideoSink(spec.path, codec=config.codec, crf=config.crf, preset=config.preset,
                          side_by_side=config.side_by_side, overwrite=config.overwrite)

@@ -1,10 +1,13 @@
 """The ``--sink`` grammar, parsed in one place, and the settings the sinks share.
 
 A sink string names one of: ``null``; ``window``; a live preview (``preview``, ``preview:PORT``
-or ``http://HOST:PORT``); a video file (``.mp4``, ``.mkv``, ``.mov``); or a folder (an existing
-directory, or a path ending with ``/``): PNG images for one input, one video per input for
-many. :func:`parse_sink` turns the string into a :class:`SinkSpec`; everything else (building
-the sink, naming the per-input file, reporting the output path) reads the spec.
+or ``http://HOST:PORT``); a Foxglove WebSocket server (``foxglove``, ``foxglove:PORT`` or
+``foxglove:HOST:PORT``); a video file (``.mp4``, ``.mkv``, ``.mov``); an MCAP file (``.mcap``,
+a recorded drive); or a folder (an existing directory, or a path ending with ``/``): PNG
+images for one input, one video per input for many, and a rosbag2 folder when the input is a
+bag (:meth:`SinkSpec.for_bag`). :func:`parse_sink` turns the string into a :class:`SinkSpec`;
+everything else (building the sink, naming the per-input file, reporting the output path)
+reads the spec.
 """
 
 import os
@@ -16,8 +19,9 @@ from nirstream.core.files import free_path
 from nirstream.stream.errors import SinkError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov"})
+BAG_SUFFIX = ".mcap"
 PREVIEW_PORT = 8080
-KINDS = ("null", "window", "preview", "video", "folder")
+FOXGLOVE_PORT = 8765
 
 
 @dataclass
@@ -26,7 +30,9 @@ class SinkConfig:
 
     ``side_by_side`` shows NIR | RGB instead of RGB alone, in every sink that shows pictures.
     ``overwrite`` lets a run replace an existing output file (``--overwrite``, ``-y``); without
-    it a run refuses to start rather than destroy one.
+    it a run refuses to start rather than destroy one. Bags: ``bag_format`` of the colorized
+    messages (``jpeg``, ``png`` or ``rgb8``), ``jpeg_quality``, ``out_topic`` (default
+    ``<input topic>/colorized``), and ``copy_topics``: copy the input bag's other topics.
     """
 
     codec: str = "libx264"
@@ -34,6 +40,10 @@ class SinkConfig:
     preset: str = "veryfast"
     side_by_side: bool = False
     overwrite: bool = False
+    bag_format: str = "jpeg"
+    jpeg_quality: int = 90
+    out_topic: str | None = None
+    copy_topics: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,17 @@ class SinkSpec:
         path = self.path / relative.parent / f"{relative.stem or 'output'}.mp4"
         return replace(self, kind="video", text=str(path), path=path)
 
+    def for_bag(self, input_name: str | None = None) -> "SinkSpec":
+        """The spec when the input is a recorded drive: a folder becomes a rosbag2 folder (one
+        input), or a ``.mcap`` file per input named after it (``input_name``: many inputs)."""
+        if self.kind != "folder":
+            return self
+        if input_name is None:
+            return replace(self, kind="rosbag2")
+        relative = Path(input_name.rstrip("/"))
+        path = self.path / relative.parent / f"{relative.stem or 'output'}.mcap"
+        return replace(self, kind="mcap", text=str(path), path=path)
+
 
 def partial_path(path: Path) -> Path:
     """Where a recording is written until it completes: ``out.partial.mp4`` beside ``out.mp4``
@@ -93,14 +114,33 @@ def parse_sink(text: str) -> SinkSpec:
     if text == "preview" or text.startswith(("preview:", "http://")):
         host, port = _preview_address(text)
         return SinkSpec("preview", text, host=host, port=port)
+    if text == "foxglove" or text.startswith("foxglove:"):
+        host, port = _foxglove_address(text)
+        return SinkSpec("foxglove", text, host=host, port=port)
     is_folder = text.endswith(("/", os.sep))
     if Path(text).suffix.lower() in VIDEO_SUFFIXES and not is_folder:
         return SinkSpec("video", text, path=Path(text))
+    if Path(text).suffix.lower() == BAG_SUFFIX and not is_folder:
+        return SinkSpec("mcap", text, path=Path(text))
     if is_folder or Path(text).is_dir():
         return SinkSpec("folder", text, path=Path(text))
     raise SinkError(
-        f"unknown sink {text!r}: expected null, window, preview[:PORT], a .mp4/.mkv/.mov file, or a folder ending with /"
+        f"unknown sink {text!r}: expected null, window, preview[:PORT], foxglove[:PORT], a .mp4/.mkv/.mov or "
+        ".mcap file, or a folder ending with /"
     )
+
+
+def _foxglove_address(text: str) -> tuple[str, int]:
+    """Host and port of a Foxglove server: ``foxglove`` (127.0.0.1:8765), ``foxglove:PORT``, ``foxglove:HOST:PORT``."""
+    parts = text.split(":")[1:]
+    try:
+        if len(parts) <= 2 and all(parts):
+            port = int(parts[-1]) if parts else FOXGLOVE_PORT
+            if 0 <= port < 65536:
+                return (parts[0] if len(parts) == 2 else "127.0.0.1"), port
+    except ValueError:
+        pass
+    raise SinkError(f"bad Foxglove sink {text!r}: expected foxglove, foxglove:PORT or foxglove:HOST:PORT")
 
 
 def _preview_address(text: str) -> tuple[str, int]:

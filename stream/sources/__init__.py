@@ -2,7 +2,8 @@
 
 :func:`open_source` turns the one ``--source`` string into a Source, the convention of tools
 like ultralytics: ``testsrc`` (``testsrc:640x512@30``), ``cam0`` / ``0`` / ``/dev/video0``,
-``rtsp://``, ``http(s)://`` URLs, an image folder, an image file or glob, or a video file.
+``rtsp://``, ``http(s)://`` URLs, a recorded drive (a rosbag2 folder, ``.mcap``, ``.db3`` or
+``.bag``: :class:`BagSource`), an image folder, an image file or glob, or a video file.
 :func:`expand_inputs` splits a glob of videos (``drives/*.mp4``) into the files the command
 line runs one after another.
 """
@@ -12,7 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from nirstream.stream.bags import is_bag_path
 from nirstream.stream.errors import SourceError
+from nirstream.stream.sources.bag import BagSource
 from nirstream.stream.sources.base import Source, make_frame
 from nirstream.stream.sources.camera import CameraSource
 from nirstream.stream.sources.images import ImageSource, glob_files, is_glob, is_image_path
@@ -20,6 +23,7 @@ from nirstream.stream.sources.testsrc import TestSource
 from nirstream.stream.sources.video import VideoSource, is_network_url
 
 __all__ = [
+    "BagSource",
     "is_camera_spec",
     "CameraSource",
     "ImageSource",
@@ -58,6 +62,8 @@ def open_source(spec: str, **options: Any) -> Source:
     if is_network_url(spec):
         return VideoSource(spec, **options)
     path = Path(spec).expanduser()
+    if path.exists() and is_bag_path(path):
+        return BagSource(path, **options)
     if path.is_dir():
         return ImageSource(path, **options)
     if is_glob(spec):
@@ -69,7 +75,7 @@ def open_source(spec: str, **options: Any) -> Source:
         inputs = expand_inputs(spec)
         if len(inputs) > 1:
             raise SourceError(f"{spec} matches {len(inputs)} videos: open them one at a time (expand_inputs)")
-        return VideoSource(inputs[0], **options)
+        return BagSource(inputs[0], **options) if is_bag_path(Path(inputs[0])) else VideoSource(inputs[0], **options)
     if not path.exists():
         raise SourceError(f"input not found: {spec}")
     if is_image_path(path):
