@@ -18,6 +18,7 @@ camera's frames come in, and :func:`decode_image` turns any of them into the NIR
 
 import base64
 import json
+import struct
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -56,8 +57,7 @@ class Topic:
     name: str
     msgtype: str
     encoding: str  # cdr, ros1, protobuf, json
-    count: int | None = None
-    duration_ns: int | None = None  # between its first and last message, where the index says
+    count: int | None = None  # messages, where the bag's index says
 
 
 @dataclass
@@ -124,8 +124,7 @@ class RosbagsReader(BagReader):
         for connection in self._reader.connections:
             self._connections.setdefault(connection.topic, []).append(connection)
         self.topics = {
-            name: Topic(name, conns[0].msgtype, "ros1" if self._is_ros1 else "cdr",
-                        sum(c.msgcount for c in conns) or None, self._reader.duration or None)
+            name: Topic(name, conns[0].msgtype, "ros1" if self._is_ros1 else "cdr", sum(c.msgcount for c in conns) or None)
             for name, conns in self._connections.items()
         }
 
@@ -142,30 +141,40 @@ class RosbagsReader(BagReader):
             raise SourceError(f"{self.path}: unreadable after some messages ({_reason(error)})") from error
 
     def decode(self, message: RawMessage) -> Any:
-        return self._reader.deserialize(message.data, self.topics[message.topic].msgtype)
+        try:
+            return self._reader.deserialize(message.data, self.topics[message.topic].msgtype)
+        except Exception as error:  # rosbags' serde errors on a damaged message
+            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({_reason(error)})") from error
 
     def portable(self, message: RawMessage) -> RawMessage:
         """With the type's ROS 2 definition as its schema; ROS 1 messages converted to CDR
         (ROS 2 messages are kept byte for byte)."""
         msgtype = self.topics[message.topic].msgtype
         store = self._ros2_store()
-        if msgtype not in self._definitions:
-            text, _ = store.generate_msgdef(msgtype, ros_version=2)
-            self._definitions[msgtype] = (msgtype, "ros2msg", text.encode())
-        data = bytes(store.ros1_to_cdr(message.data, msgtype)) if self._is_ros1 else message.data
+        try:
+            if msgtype not in self._definitions:
+                text, _ = store.generate_msgdef(msgtype, ros_version=2)
+                self._definitions[msgtype] = (msgtype, "ros2msg", text.encode())
+            data = bytes(store.ros1_to_cdr(message.data, msgtype)) if self._is_ros1 else message.data
+        except Exception as error:  # rosbags' type system and serde errors
+            raise SourceError(f"{self.path}: cannot convert a {msgtype} message on {message.topic} "
+                              f"to ROS 2 ({_reason(error)})") from error
         return RawMessage(message.topic, message.log_time_ns, data, message.publish_time_ns, "cdr",
                           self._definitions[msgtype], message.metadata)
 
     def _ros2_store(self) -> Any:
-        """ROS 2's standard types plus the bag's own others: ROS 1's Header (with ``seq``) must
-        become ROS 2's for the conversion to CDR, so the standard definitions win."""
+        """The bag's own message definitions with ROS 2's Header (no ``seq``): what ROS 1 messages
+        convert to, as rosbags' own converter does; for ROS 2 bags, their own definitions."""
         if self._store is None:
             from rosbags.typesys import Stores, get_typestore
 
-            self._store = get_typestore(Stores.ROS2_HUMBLE)
-            known = self._store.fielddefs
-            self._store.register({name: fields for name, fields in self._reader.typestore.fielddefs.items()
-                                  if name not in known})
+            self._store = get_typestore(Stores.EMPTY)
+            definitions = dict(self._reader.typestore.fielddefs)
+            if self._is_ros1:
+                ros2 = get_typestore(Stores.ROS2_HUMBLE).fielddefs
+                for name in ("std_msgs/msg/Header", "builtin_interfaces/msg/Time", "builtin_interfaces/msg/Duration"):
+                    definitions[name] = ros2[name]
+            self._store.register(definitions)
         return self._store
 
     def close(self) -> None:
@@ -190,26 +199,24 @@ class McapReader(BagReader):
         self._file: BinaryIO = path.open("rb")
         self._types: dict[str, Any] = {}  # rosbags typestores, one per schema name
         self._protobuf: Any = None
+        self.indexed = True
         try:
             reader = SeekingReader(self._file)
-            self._header = reader.get_header()
+            reader.get_header()
             try:
                 summary = reader.get_summary()
-            except (McapError, ValueError, OSError):
+            except (McapError, ValueError, OSError, struct.error):
                 summary = None
-                self.indexed = False
             if summary is not None and summary.chunk_indexes:
                 self._schemas, self._channels = summary.schemas, summary.channels
                 counts = summary.statistics.channel_message_counts if summary.statistics else {}
-                span = summary.statistics.message_end_time - summary.statistics.message_start_time if summary.statistics else None
-            else:
-                self.indexed = False if summary is None else self.indexed
+            else:  # no index, or no chunks to index: read in file order (sorting would hold it all in memory)
+                self.indexed = False
                 self._schemas, self._channels, counts = self._scan()
-                span = None
         except SourceError:
             self.close()
             raise
-        except (McapError, ValueError, OSError) as error:
+        except Exception as error:  # mcap, struct and OS errors of a file that is not (all) there
             self.close()
             raise SourceError(f"{path}: not a readable MCAP file ({_reason(error)})") from error
         if not self.indexed:
@@ -218,14 +225,12 @@ class McapReader(BagReader):
         for channel_id, channel in self._channels.items():
             schema = self._schemas.get(channel.schema_id)
             self.topics[channel.topic] = Topic(
-                channel.topic, schema.name if schema else "", channel.message_encoding,
-                counts.get(channel_id), span,
+                channel.topic, schema.name if schema else "", channel.message_encoding, counts.get(channel_id)
             )
 
     def _scan(self) -> tuple[dict, dict, dict]:
         """Schemas, channels and message counts of a file without a summary: one pass over it."""
-        from mcap.exceptions import McapError
-        from mcap.records import Channel, Schema
+        from mcap.records import Channel, Message, Schema
         from mcap.stream_reader import StreamReader
 
         schemas: dict[int, Any] = {}
@@ -238,15 +243,14 @@ class McapReader(BagReader):
                     schemas[record.id] = record
                 elif isinstance(record, Channel):
                     channels[record.id] = record
-                elif hasattr(record, "channel_id") and hasattr(record, "log_time"):
+                elif isinstance(record, Message):
                     counts[record.channel_id] = counts.get(record.channel_id, 0) + 1
-        except (McapError, ValueError, OSError, EOFError) as error:
+        except Exception as error:  # the file breaks off: what came before it stands
             if not channels:
                 raise SourceError(f"{self.path}: not a readable MCAP file ({_reason(error)})") from error
         return schemas, channels, counts
 
     def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
-        from mcap.exceptions import McapError
         from mcap.reader import NonSeekingReader, SeekingReader
 
         self._file.seek(0)
@@ -262,20 +266,23 @@ class McapReader(BagReader):
                     dict(channel.metadata),
                 )
                 read += 1
-        except (McapError, ValueError, OSError, EOFError) as error:
+        except Exception as error:  # mcap, struct, zstd errors where the file breaks off or is damaged
             raise SourceError(f"{self.path}: truncated or corrupt MCAP file after {read} messages "
                               f"({_reason(error)})") from error
 
     def decode(self, message: RawMessage) -> Any:
         encoding = self.topics[message.topic].encoding
-        if encoding == "cdr":
-            return self._ros2_types(message).deserialize_cdr(message.data, self.topics[message.topic].msgtype)
-        if encoding == "protobuf":
-            return self._decode_protobuf(message)
-        if encoding == "json":
+        if encoding not in ("cdr", "protobuf", "json"):
+            raise SourceError(f"{self.path}: topic {message.topic} has message encoding {encoding!r}: "
+                              "expected cdr, protobuf or json")
+        try:
+            if encoding == "cdr":
+                return self._ros2_types(message).deserialize_cdr(message.data, self.topics[message.topic].msgtype)
+            if encoding == "protobuf":
+                return self._decode_protobuf(message)
             return _JsonMessage(json.loads(message.data))
-        raise SourceError(f"{self.path}: topic {message.topic} has message encoding {encoding!r}: "
-                          "expected cdr, protobuf or json")
+        except Exception as error:  # type system, serde, protobuf and JSON errors of a damaged message
+            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({_reason(error)})") from error
 
     def _ros2_types(self, message: RawMessage) -> Any:
         """A rosbags type store holding the message's type, from the definition the file carries."""
@@ -303,6 +310,8 @@ class McapReader(BagReader):
         if message.topic not in decoders:
             name, encoding, data = message.schema or ("", "", b"")
             decoders[message.topic] = factory.decoder_for("protobuf", Schema(id=0, name=name, encoding=encoding, data=data))
+            if decoders[message.topic] is None:
+                raise SourceError(f"{self.path}: topic {message.topic} is protobuf without a protobuf schema")
         return decoders[message.topic](message.data)
 
     def close(self) -> None:

@@ -360,9 +360,13 @@ def run_bench(args: argparse.Namespace) -> None:
     pool = None
     if args.source is not None:
         from nirstream.stream.bench import recorded_frames
-        from nirstream.stream.sources import open_source
+        from nirstream.stream.run import open_inputs
 
-        pool = recorded_frames(open_source(args.source, **({"topic": args.topic} if args.topic else {})), args.frames)
+        config.topic = args.topic
+        _, (source, *others), _ = open_inputs(args.source, [], config)
+        for other in others:
+            other.close()
+        pool = recorded_frames(source, args.frames)
     elif args.topic is not None:
         raise ConfigError("--topic chooses the camera topic of a bag given with --source")
     models = {}

@@ -17,6 +17,7 @@ module imports it only when a run asks for a cluster.
 import os
 import re
 import secrets
+import shutil
 import socket
 import sys
 import threading
@@ -201,16 +202,16 @@ class ColorizeWorker:
 
     def colorize(self, job: int, attempt: int, spec: str, targets: list[SinkSpec], tally: Any) -> Summary:
         """Colorize one file into its sinks, reporting progress to ``tally`` as it goes."""
-        from nirstream.stream.run import colorize_input
+        from nirstream.stream.run import bag_sink_options, colorize_input, source_options
         from nirstream.stream.sinks import open_sink
         from nirstream.stream.sources import open_source
         from nirstream.stream.sources.resize import ResizedSource, parse_size
 
         self.load()
-        source = open_source(spec)
+        source = open_source(spec, **source_options(spec, self.config))
         if self.config.resize:
             source = ResizedSource(source, parse_size(self.config.resize))
-        sinks = [open_sink(target, self.config.sink) for target in targets]
+        sinks = [open_sink(target, self.config.sink, **bag_sink_options(source)) for target in targets]
         report = _Reporter(tally, job, attempt, sinks, self.stopping)
         try:
             summary = self.model_thread.submit(colorize_input, source, self.colorizer, sinks, self.config, on_frame=report).result()
@@ -339,9 +340,11 @@ def plan_jobs(source_spec: str, sink_specs: list[str], config: RunConfig) -> tup
     from nirstream.stream.sources import relative_names
 
     for text in sink_specs:
-        if text in ("window", "preview") or text.startswith(("preview:", "http://")):
+        if text in ("window", "preview", "foxglove") or text.startswith(("preview:", "http://", "foxglove:")):
             raise ClusterError(f"--cluster writes files: the {text} sink would open on a worker; "
-                               "use a video file, a folder/ or null")
+                               "use a video or .mcap file, a folder/ or null")
+    if config.realtime:
+        raise ClusterError("--realtime replays one input as if it were live: run it without --cluster")
     inputs, sources, per_input = open_inputs(source_spec, sink_specs, config)
     try:
         jobs = []
@@ -520,7 +523,10 @@ class WorkerPool:
         job.done = job.summary.written
         logger.bind(summary=asdict(job.summary)).info(job.summary.table())
         for partial in job.partials:  # what earlier, failed tries left: the file is complete now
-            Path(partial).unlink(missing_ok=True)
+            if Path(partial).is_dir():  # a rosbag2 folder's partial copy
+                shutil.rmtree(partial, ignore_errors=True)
+            else:
+                Path(partial).unlink(missing_ok=True)
 
     def _replace(self, actor: Any) -> Any:
         """A new worker in place of ``actor``, which is killed first (one that is only

@@ -42,6 +42,10 @@ class Frame:
             raise ValueError("the capture time is captured_at, set when the frame is made")
         self.stamps[stage] = time.monotonic()
 
+    def capture_time_ns(self) -> int:
+        """When the frame was captured on the wall clock (ns since the epoch): a live frame's stamp."""
+        return time.time_ns() - round((time.monotonic() - self.captured_at) * 1e9)
+
     def time_of(self, stage: Stage) -> float | None:
         """When the frame reached ``stage`` (monotonic seconds), or None if it has not."""
         return self.captured_at if stage is Stage.CAPTURED else self.stamps.get(stage)

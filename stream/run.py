@@ -117,7 +117,7 @@ def source_options(spec: str, config: RunConfig) -> dict:
     """The options of the source ``spec`` names: a camera's format, a bag's topic."""
     if is_camera_spec(spec):
         return asdict(config.camera)
-    if config.topic is not None and not is_network_url(spec) and is_bag_path(Path(spec)):
+    if config.topic is not None and not is_network_url(spec) and is_bag_path(Path(spec).expanduser()):
         return {"topic": config.topic}
     return {}
 
@@ -129,7 +129,7 @@ def bag_sink_options(source: Source) -> dict:
         source = source.source
     if not isinstance(source, BagSource):
         return {}
-    return {"input_topic": source.topic, "copy_from": source.other_messages}
+    return {"input_topic": source.topic, "copy_from": source}
 
 
 def warn_without_sinks(sink_specs: list[str]) -> None:

@@ -5,9 +5,8 @@ preview, a Foxglove server, and a null sink.
 sink, the way ``--source`` names a source.
 """
 
-from collections.abc import Callable, Iterator
+from typing import Any
 
-from nirstream.stream.bags import RawMessage
 from nirstream.stream.sinks.bag import BagSink
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import nir_to_gray8, nir_to_rgb8, output_image, side_by_side
@@ -43,13 +42,13 @@ def open_sink(
     config: SinkConfig | None = None,
     *,
     input_topic: str | None = None,
-    copy_from: Callable[[], Iterator[RawMessage]] | None = None,
+    copy_from: Any = None,
 ) -> Sink:
     """Build the sink ``spec`` names, each with only the settings of ``config`` it uses.
 
     A bag sink names its topic after ``input_topic`` (the input bag's camera topic) and copies
-    the messages ``copy_from`` gives (the input bag's other topics) unless ``config.copy_topics``
-    is off. The sink is not opened yet: the pipeline opens it with the source's StreamInfo.
+    the other topics of ``copy_from`` (the input :class:`~nirstream.stream.sources.BagSource`)
+    unless ``config.copy_topics`` is off. The sink is not opened yet: the pipeline opens it with the source's StreamInfo.
     """
     spec = parse_sink(spec) if isinstance(spec, str) else spec
     config = config or SinkConfig()

@@ -19,7 +19,9 @@ rosbag2 folder's ``metadata.yaml`` is written when the bag opens and again when 
 """
 
 import errno
-from collections.abc import Callable, Iterator
+import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ import yaml
 from loguru import logger
 
 from nirstream.core import __version__
+from nirstream.core.errors import NirstreamError
 from nirstream.stream.bags import RawMessage
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
@@ -61,20 +64,18 @@ def _provisional_end() -> bytes:
 
 
 class _AlwaysClosedFile:
-    """The file the MCAP writer writes through: after each write, a provisional end follows the
-    data (and is overwritten by the next write), so the file on disk is a whole MCAP at all times."""
+    """The file the MCAP writer writes through: each write goes to the OS in one call together
+    with a provisional end after it (overwritten by the next write), so the file on disk is a
+    whole MCAP between any two system calls. Unbuffered: nothing waits in a Python buffer."""
 
     def __init__(self, path: Path) -> None:
-        self._file = path.open("xb")
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         self._end = 0
         self._tail = _provisional_end()
 
     def write(self, data: bytes) -> int:
-        self._file.seek(self._end)
         try:
-            self._file.write(data)
-            self._file.write(self._tail)
-            self._file.flush()
+            _write_all(self._fd, bytes(data) + self._tail, self._end)
         except OSError:
             self._restore()
             raise
@@ -82,12 +83,11 @@ class _AlwaysClosedFile:
         return len(data)
 
     def _restore(self) -> None:
-        """After a failed write (a full disk), end the file at the last whole record again."""
+        """After a failed write (a full disk), end the file at the last whole record again: the
+        tail is smaller than what failed, and goes where the failed write began."""
         try:
-            self._file.seek(self._end)
-            self._file.truncate()
-            self._file.write(self._tail)
-            self._file.flush()
+            os.ftruncate(self._fd, self._end)
+            _write_all(self._fd, self._tail, self._end)
         except OSError:
             pass
 
@@ -95,21 +95,31 @@ class _AlwaysClosedFile:
         return self._end
 
     def flush(self) -> None:
-        self._file.flush()
+        """Nothing to do: every write is already the OS's."""
 
     def close(self, finished: bool) -> None:
-        """Cut the provisional end once the writer has written the real one."""
+        """Cut the provisional end once the writer has written the real one (``finished``)."""
         try:
             if finished:
-                self._file.truncate(self._end)
+                os.ftruncate(self._fd, self._end)
         finally:
-            self._file.close()
+            os.close(self._fd)
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 class BagSink:
     """A ``.mcap`` file (``folder=False``) or a rosbag2 folder of one MCAP file (``folder=True``).
 
-    ``copy_from`` gives the input bag's other messages in time order (None: copy nothing).
+    ``copy_from``: the input bag (a :class:`~nirstream.stream.sources.bag.BagSource`), whose
+    other topics are copied (None: copy nothing). Its ``other_topics`` are known at open, its
+    ``other_messages()`` come in time order, and ``finished`` says whether the run read it to
+    the end: only then is the rest of it (after the last frame) copied too.
     ``image_format``: ``jpeg`` (``jpeg_quality``), ``png`` or ``rgb8`` (uncompressed Image).
     """
 
@@ -119,7 +129,7 @@ class BagSink:
         *,
         folder: bool = False,
         topic: str | None = None,
-        copy_from: Callable[[], Iterator[RawMessage]] | None = None,
+        copy_from: Any = None,
         image_format: str = SinkConfig.bag_format,
         jpeg_quality: int = SinkConfig.jpeg_quality,
         side_by_side: bool = SinkConfig.side_by_side,
@@ -138,6 +148,7 @@ class BagSink:
         self.frames_written = 0
         self.copied = 0
         self._copy_from = copy_from
+        self._left_out: set[str] = set()  # input topics a rosbag2 folder cannot hold (not CDR)
         self._passengers: Iterator[RawMessage] | None = None
         self._next_passenger: RawMessage | None = None
         self._file: _AlwaysClosedFile | None = None
@@ -152,6 +163,7 @@ class BagSink:
         self._last_ns = 0
         self._bit_depth = 8
         self._fps = 30.0
+        self._live = False
         self._failed = False
         self._store: Any = None
 
@@ -164,7 +176,9 @@ class BagSink:
 
         self._bit_depth = info.bit_depth
         self._fps = info.fps if info.fps and info.fps > 0 else 30.0
+        self._live = info.live
         refuse_to_replace(self.path, self.overwrite)
+        profile = self._check_copy()
         self._store = get_typestore(Stores.ROS2_HUMBLE)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +191,7 @@ class BagSink:
             self._mcap_name = mcap_path.name
             self._file = _AlwaysClosedFile(mcap_path)
             self._writer = Writer(self._file, chunk_size=CHUNK_BYTES, compression=CompressionType.ZSTD)
-            self._writer.start(profile="ros2", library=f"nirstream {__version__}")
+            self._writer.start(profile=profile, library=f"nirstream {__version__}")
             msgtype = "sensor_msgs/msg/Image" if self.image_format == "rgb8" else "sensor_msgs/msg/CompressedImage"
             definition, _ = self._store.generate_msgdef(msgtype, ros_version=2)
             self._image_channel = self._channel(self.topic, (msgtype, "ros2msg", definition.encode()), "cdr", {})
@@ -187,8 +201,26 @@ class BagSink:
             self._abandon()
             raise SinkError(f"cannot write bag {self.path}: {_reason(error)}") from error
         if self._copy_from is not None:
-            self._passengers = self._copy_from()
+            self._passengers = (m for m in self._copy_from.other_messages() if m.topic not in self._left_out)
             self._next_passenger = next(self._passengers, None)
+
+    def _check_copy(self) -> str:
+        """The MCAP profile, after checking what will be copied: ``ros2`` when every message is
+        ROS (CDR), else none. A rosbag2 folder holds CDR only: other topics (Foxglove's protobuf
+        or JSON) are left out, with a warning. The colorized topic must be a new one."""
+        if self._copy_from is None:
+            return "ros2"
+        others = self._copy_from.other_topics
+        if self.topic in others:
+            raise SinkError(f"the colorized topic {self.topic} is a topic of the input already: "
+                            "name another with --out-topic")
+        foreign = sorted(name for name, topic in others.items() if topic.encoding not in ("cdr", "ros1"))
+        if foreign and self.folder:
+            self._left_out = set(foreign)
+            logger.warning(f"{self.path.name}: a rosbag2 folder holds ROS messages only; not copied: "
+                           f"{', '.join(foreign)} (write a .mcap file to keep them)")
+            return "ros2"
+        return "" if foreign else "ros2"
 
     def _channel(self, topic: str, schema: tuple[str, str, bytes] | None, encoding: str, metadata: dict[str, str]) -> int:
         """The channel id of ``topic``, registering it (and its schema) on first use."""
@@ -219,8 +251,11 @@ class BagSink:
         """Header stamp, log time (ns) and frame_id: the input message's, or from the frame's own time."""
         if frame.message is not None:
             return frame.message.stamp_ns, frame.message.log_time_ns, frame.message.frame_id
-        seconds = frame.pts if frame.pts is not None else frame.index / self._fps
-        stamp = max(round(seconds * 1e9), 0)
+        if self._live:  # a camera or stream: the wall-clock time it was captured, as the Foxglove view stamps it
+            stamp = frame.capture_time_ns()
+        else:  # a file: its own timeline
+            seconds = frame.pts if frame.pts is not None else frame.index / self._fps
+            stamp = max(round(seconds * 1e9), 0)
         return stamp, stamp, DEFAULT_FRAME_ID
 
     def _serialize(self, image: np.ndarray, stamp: int, frame_id: str) -> bytes:
@@ -249,7 +284,7 @@ class BagSink:
     def _copy_until(self, log_time: int | None) -> None:
         """Copy the input's other messages logged up to ``log_time`` (None: all that are left)."""
         while self._next_passenger is not None and (log_time is None or self._next_passenger.log_time_ns <= log_time):
-            message = self._next_passenger
+            message, self._next_passenger = self._next_passenger, None  # written once, even if reading on fails
             channel = self._channel(message.topic, message.schema, message.encoding, message.metadata)
             self._add(channel, message.topic, message.log_time_ns, message.data, message.publish_time_ns)
             self.copied += 1
@@ -258,6 +293,9 @@ class BagSink:
     def _add(self, channel: int, topic: str, log_time: int, data: bytes, publish_time: int) -> None:
         try:
             self._writer.add_message(channel, log_time=log_time, data=data, publish_time=publish_time or log_time)
+            self._counts[topic] += 1
+            self._first_ns = log_time if self._first_ns is None else min(self._first_ns, log_time)
+            self._last_ns = max(self._last_ns, log_time)
             if self._chunk_start is None:
                 self._chunk_start = log_time
             elif abs(log_time - self._chunk_start) >= CHUNK_SECONDS * 1e9:
@@ -267,51 +305,69 @@ class BagSink:
         except OSError as error:
             self._failed = True
             raise SinkError(f"cannot write bag {self.written_path}: {_reason(error)}") from error
-        self._counts[topic] += 1
-        self._first_ns = log_time if self._first_ns is None else min(self._first_ns, log_time)
-        self._last_ns = max(self._last_ns, log_time)
 
     # --- closing ---------------------------------------------------------------------------
 
     def close(self, complete: bool = True) -> None:
-        """Copy what is left of the other topics (all of it for a complete run, up to the last
-        frame otherwise), write the index and footer, and move the bag into place if ``complete``."""
+        """Copy what is left of the other topics (the rest of the input if the run read it to
+        its end, else up to the last frame), write the index and footer, and move the bag into
+        place if ``complete``. A failure while copying still finishes the file, kept partial."""
         if self._writer is None:
             return
-        left = 0
+        error: NirstreamError | None = None
+        finished = False
         try:
             if not self._failed:
-                self._copy_until(None if complete else self._last_ns)
-                left = self._count_left()
+                whole = complete and self._copy_from is not None and self._copy_from.finished
+                try:
+                    self._copy_until(None if whole else self._last_ns)
+                except NirstreamError as copying:  # the input breaks off, or a write fails
+                    error = copying
+            if not self._failed:
                 self._writer.finish()
-        except OSError as error:
+                finished = True
+        except OSError as failure:
             self._failed = True
-            raise SinkError(f"cannot finish bag {self.written_path}: {_reason(error)}") from error
+            error = error or SinkError(f"cannot finish bag {self.written_path}: {_reason(failure)}")
         finally:
             self._writer = None
-            self._file.close(finished=not self._failed)
-            if not self._failed:
+            self._file.close(finished)
+            if finished:
                 self._write_metadata()
-            self._settle(complete and not self._failed, left)
+            self._settle(complete and finished and error is None)
+        if error is not None:
+            raise error
 
-    def _count_left(self) -> int:
-        """The input's other messages not copied (a run stopped before the input's end)."""
-        left = 0
-        while self._next_passenger is not None:
-            left += 1
-            self._next_passenger = next(self._passengers, None)
-        return left
-
-    def _settle(self, complete: bool, left: int) -> None:
-        if self.copied or left:
-            topics = len([t for t in self._channels if t != self.topic])
-            logger.info(f"{self.path.name}: copied {self.copied} messages of {topics} other topics" +
-                        (f"; {left} messages after the last frame were not copied" if left else ""))
-        if complete:
-            self.written_path.replace(self.path)
-            self.written_path = self.path
-        else:
+    def _settle(self, complete: bool) -> None:
+        """Say what was copied and what was not, then move the bag into place or keep it partial."""
+        if self._copy_from is not None:
+            self._report_copies()
+        if self._failed:  # what reached the disk, not what the writer was given
+            self.frames_written = _frames_in(self.written_path, self.topic)
+        if not complete:
             logger.warning(f"the run did not finish: {self.frames_written} frames kept in {self.written_path}")
+            return
+        if self.folder and self.path.exists():  # --overwrite: the old bag goes once the new one is whole
+            old = partial_path(self.path.with_name(self.path.name + ".replaced"))
+            self.path.replace(old)
+            self.written_path.replace(self.path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            self.written_path.replace(self.path)
+        self.written_path = self.path
+
+    def _report_copies(self) -> None:
+        """Every input message accounted for: colorized, copied, or counted here as left out."""
+        others = self._copy_from.other_topics
+        copied_topics = [name for name in others if name in self._counts]
+        counts = [topic.count for name, topic in others.items() if name not in self._left_out]
+        left = sum(counts) - self.copied if all(c is not None for c in counts) else None
+        text = f"{self.path.name}: copied {self.copied} messages of {len(copied_topics)} other topics"
+        if left:
+            text += f"; {left} messages after the last frame were not copied"
+        elif left is None and not self._copy_from.finished:
+            text += "; the messages after the last frame were not copied"
+        logger.info(text)
 
     def _write_metadata(self) -> None:
         """A rosbag2 folder's ``metadata.yaml`` (version 9, MCAP storage), from the counts so far."""
@@ -358,6 +414,25 @@ class BagSink:
             self.written_path.rmdir()
         elif not self.folder:
             self.written_path.unlink(missing_ok=True)
+
+
+def _frames_in(path: Path, topic: str) -> int:
+    """The messages on ``topic`` a bag written by this sink holds, 0 if it cannot be read."""
+    from nirstream.stream.bags import open_bag
+
+    try:
+        reader = open_bag(path)
+    except NirstreamError:
+        return 0
+    count = 0
+    try:
+        for _ in reader.messages({topic}):
+            count += 1
+    except NirstreamError:
+        pass
+    finally:
+        reader.close()
+    return count
 
 
 def _reason(error: OSError) -> str:

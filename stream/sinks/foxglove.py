@@ -52,7 +52,7 @@ class FoxgloveSink:
         self._server: foxglove.WebSocketServer | None = None
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
-        self._latest: tuple[Frame, float, int] | None = None  # frame, latency ms, wall-clock ns at write
+        self._latest: tuple[Frame, float, int] | None = None  # frame, latency ms, wall-clock capture time (ns)
         self._seq = 0
         self._closed = False
 
@@ -86,7 +86,7 @@ class FoxgloveSink:
         """Keep a reference to the newest frame and its latency: no encoding, no I/O."""
         latency_ms = (time.monotonic() - frame.time_of(Stage.CAPTURED)) * 1000.0
         with self._cond:
-            self._latest = (frame, latency_ms, time.time_ns())
+            self._latest = (frame, latency_ms, frame.capture_time_ns())
             self._seq += 1
             self._cond.notify()
 

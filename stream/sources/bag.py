@@ -11,7 +11,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from nirstream.stream.bags import IMAGE_TYPES, BagReader, ImageDecoder, RawMessage, frame_id, open_bag, stamp_ns
+from nirstream.stream.bags import IMAGE_TYPES, BagReader, ImageDecoder, RawMessage, Topic, frame_id, open_bag, stamp_ns
 from nirstream.stream.errors import SourceError
 from nirstream.stream.frame import BagMessage, Frame, StreamInfo
 from nirstream.stream.sources.base import Source, make_frame
@@ -23,6 +23,7 @@ class BagSource(Source):
     def __init__(self, path: str | Path, *, topic: str | None = None) -> None:
         self.path = Path(path)
         self.name = self.path.name
+        self.finished = False  # every frame of the topic was read: a bag sink then copies the rest of the bag
         self.reader: BagReader = open_bag(self.path)
         try:
             self.topic = self._choose_topic(topic)
@@ -61,31 +62,46 @@ class BagSource(Source):
     def _rate(self, messages: int = 16) -> float | None:
         """The camera's frame rate: the median interval between the first messages' stamps."""
         stamps = []
-        for raw in self.reader.messages({self.topic}):
-            stamps.append(stamp_ns(self.reader.decode(raw)) or raw.log_time_ns)
-            if len(stamps) >= messages:
-                break
+        try:
+            for raw in self.reader.messages({self.topic}):
+                stamps.append(stamp_ns(self.reader.decode(raw)) or raw.log_time_ns)
+                if len(stamps) >= messages:
+                    break
+        except SourceError:  # a bag cut short: its frames before the cut are read, and the cut reported, later
+            pass
         intervals = sorted(b - a for a, b in zip(stamps, stamps[1:]) if b > a)
         return 1e9 / intervals[len(intervals) // 2] if intervals else None
 
     def __iter__(self) -> Iterator[Frame]:
-        return self._frames()
+        yield from self._frames()
+        self.finished = True
 
     def _frames(self) -> Iterator[Frame]:
         for index, raw in enumerate(self.reader.messages({self.topic})):
             message = self.reader.decode(raw)
-            nir = self._decode(message)
-            stamp = stamp_ns(message) or raw.log_time_ns
-            frame = make_frame(index, stamp / 1e9, nir, self.name)
-            frame.message = BagMessage(self.topic, raw.log_time_ns, stamp, frame_id(message))
+            try:
+                nir = self._decode(message)
+                stamp = stamp_ns(message) or raw.log_time_ns
+                frame = make_frame(index, stamp / 1e9, nir, self.name)
+                frame.message = BagMessage(self.topic, raw.log_time_ns, stamp, frame_id(message))
+            except SourceError:
+                raise
+            except Exception as error:  # a message that lacks an image type's fields
+                raise SourceError(f"{self.path}: message {index} on {self.topic} is not a readable image "
+                                  f"({type(error).__name__}: {error})") from error
             yield frame
+
+    @property
+    def other_topics(self) -> dict[str, Topic]:
+        """The bag's topics other than the camera's: what a bag sink copies."""
+        return {name: topic for name, topic in self.reader.topics.items() if name != self.topic}
 
     def other_messages(self) -> Iterator[RawMessage]:
         """Every message of the bag's other topics, in time order: what a bag sink copies.
 
         Read through a reader of its own, so that the sink's thread and the capture thread
         never share a file position."""
-        others = {name for name in self.reader.topics if name != self.topic}
+        others = set(self.other_topics)
         if not others:
             return
         reader = open_bag(self.path)

@@ -373,7 +373,7 @@ def test_an_interrupted_bag_run_copies_the_other_topics_up_to_its_last_frame(tmp
     from nirstream.stream.sinks.bag import BagSink
 
     with open_source(str(bag)) as source:
-        sink = BagSink(tmp_path / "out.mcap", topic="/c", copy_from=source.other_messages)
+        sink = BagSink(tmp_path / "out.mcap", topic="/c", copy_from=source)
         sink.open(source.info)
         for frame in list(source)[:4]:
             frame.rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
@@ -383,6 +383,85 @@ def test_an_interrupted_bag_run_copies_the_other_topics_up_to_its_last_frame(tmp
     last = stamps(4)[-1] + 2_000_000
     imu = [t for t, _ in read_rosbags(bag)[IMU_TOPIC]]
     assert len(topics["/c"]) == 4 and [t for t, _ in topics[IMU_TOPIC]] == [t for t in imu if t <= last]
+
+
+def test_max_frames_copies_the_other_topics_up_to_the_last_frame_and_counts_the_rest(tmp_path, weights, capsys):
+    bag = write_drive_bag(tmp_path / "drive.mcap", gradient_frames(10), fps=FPS)
+    assert main(["run", "--source", str(bag), "--max-frames", "3", "--sink", str(tmp_path / "o.mcap"),
+                 "--weights", str(weights)]) == 0
+    imu = [t for t, _ in read_rosbags(bag)[IMU_TOPIC]]
+    copied = [t for t, _ in read_rosbags(tmp_path / "o.mcap")[IMU_TOPIC]]
+    last = stamps(3)[-1] + 2_000_000
+    assert copied == [t for t in imu if t <= last]
+    assert (f"copied {len(copied)} messages of 1 other topics; {len(imu) - len(copied)} messages after the last "
+            "frame were not copied") in capsys.readouterr().err
+
+
+def test_ros1_topics_are_copied_as_ros2_messages(tmp_path, weights):
+    bag = write_drive_bag(tmp_path / "drive.bag", gradient_frames(3), fps=FPS)
+    out = tmp_path / "out.mcap"
+    assert main(["run", "--source", str(bag), "--sink", str(out), "--weights", str(weights)]) == 0
+    imu = read_mcap(out)[IMU_TOPIC]  # decoded by mcap-ros2-support from the ROS 2 schema written
+    assert len(imu) == len(read_rosbags(bag)[IMU_TOPIC]) > 0
+    first = imu[0].ros_msg
+    assert (first.header.stamp.sec, first.header.frame_id, first.linear_acceleration.z) == (1_700_000_000, "imu", 9.81)
+
+
+def test_foxglove_topics_stay_in_an_mcap_file_and_are_left_out_of_a_rosbag2_folder(tmp_path, weights, capsys):
+    import foxglove
+    from foxglove.channels import RawImageChannel, Vector3Channel
+    from foxglove.messages import RawImage, Timestamp, Vector3
+
+    source = tmp_path / "fox.mcap"
+    with foxglove.open_mcap(str(source)):
+        camera, speed = RawImageChannel("/nir"), Vector3Channel("/speed")
+        for i, frame in enumerate(gradient_frames(3)):
+            camera.log(RawImage(timestamp=Timestamp(sec=1, nsec=i), frame_id="c", width=WIDTH, height=HEIGHT,
+                                encoding="mono8", step=WIDTH, data=frame.tobytes()), log_time=10 + i)
+            speed.log(Vector3(x=float(i), y=0.0, z=0.0), log_time=10 + i)
+    assert main(["run", "--source", str(source), "--sink", str(tmp_path / "out.mcap"), "--weights", str(weights)]) == 0
+    from mcap.reader import make_reader
+
+    with (tmp_path / "out.mcap").open("rb") as file:
+        reader = make_reader(file)
+        assert reader.get_header().profile == ""  # not all ROS: no ros2 profile
+        topics = {channel.topic: channel.message_encoding for channel in reader.get_summary().channels.values()}
+    assert topics == {"/nir/colorized": "cdr", "/speed": "protobuf"}
+    assert main(["run", "--source", str(source), "--sink", f"{tmp_path / 'bag'}/", "--weights", str(weights)]) == 0
+    assert "not copied: /speed" in capsys.readouterr().err
+    assert {topic: len(m) for topic, m in read_rosbags(tmp_path / "bag").items()} == {"/nir/colorized": 3}
+
+
+def test_overwrite_replaces_a_rosbag2_folder_only_once_the_new_one_is_whole(tmp_path, weights):
+    bag = write_drive_bag(tmp_path / "drive.mcap", gradient_frames(2), fps=FPS)
+    out = tmp_path / "out_bag"
+    run = ["run", "--source", str(bag), "--sink", f"{out}/", "--weights", str(weights)]
+    assert main(run) == 0
+    (out / "note.txt").write_text("old")
+    assert main(run) != 0 and (out / "note.txt").exists()
+    assert main([*run, "--overwrite"]) == 0
+    assert not (out / "note.txt").exists() and len(read_rosbags(out)[f"{CAMERA_TOPIC}/colorized"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drive.mcap", "out_bag"]
+
+
+def test_the_colorized_topic_must_be_new(tmp_path, weights, capsys):
+    bag = write_drive_bag(tmp_path / "drive.mcap", gradient_frames(2), fps=FPS)
+    assert main(["run", "--source", str(bag), "--sink", str(tmp_path / "o.mcap"), "--weights", str(weights),
+                 "--out-topic", IMU_TOPIC]) != 0
+    assert f"the colorized topic {IMU_TOPIC} is a topic of the input already" in capsys.readouterr().err
+
+
+def test_an_input_cut_in_its_index_still_gives_a_finished_partial_bag(tmp_path, weights, capsys):
+    big = [np.tile(frame, (6, 6)) for frame in gradient_frames(12)]  # rosbags' chunks of 1 MB: several
+    bag = write_drive_bag(tmp_path / "d.mcap", big, fps=FPS)
+    data = bag.read_bytes()
+    bag.write_bytes(data[:-300])  # the summary and footer cut off: every message is still there
+    out = tmp_path / "o.mcap"
+    main(["run", "--source", str(bag), "--sink", str(out), "--weights", str(weights)])
+    kept = tmp_path / "o.partial.mcap" if not out.exists() else out
+    topics = read_rosbags(kept)  # rosbags needs the footer and index: the file was finished
+    assert len(topics[f"{CAMERA_TOPIC}/colorized"]) == 12
+    assert len(topics[IMU_TOPIC]) == len(set(t for t, _ in topics[IMU_TOPIC]))  # no message written twice
 
 
 def _tree_digest(path: Path) -> str:
@@ -431,3 +510,34 @@ def test_bench_times_a_bags_own_frames_at_their_size(tmp_path, weights):
     assert main(["bench", "--source", str(bag), "--frames", "3", "--model", str(weights), "--out", str(tmp_path)]) == 0
     (result,) = json.loads((tmp_path / "bench.json").read_text())
     assert (result["width"], result["height"], result["frames"]) == (WIDTH, HEIGHT, 3)
+
+
+def test_a_full_disk_ends_the_bag_at_its_last_whole_record(tmp_path):
+    """A file-size limit stands in for a full disk: the write that crosses it fails part-way."""
+    out = tmp_path / "out.mcap"
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        import numpy as np
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, as on a full disk, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))  # two chunks of ten frames fit
+        from nirstream.stream.errors import SinkError
+        from nirstream.stream.frame import Frame, StreamInfo
+        from nirstream.stream.sinks.bag import BagSink
+        sink = BagSink({str(out)!r}, image_format="png")
+        sink.open(StreamInfo("t", 128, 96, 10.0, 8, False))
+        rng = np.random.default_rng(0)
+        try:
+            for i in range(200):
+                rgb = rng.integers(0, 256, (96, 128, 3), np.uint8)  # noise: about 37 kB a PNG
+                sink.write(Frame(i, i / 10, 0.0, rgb[:, :, 0], rgb))
+        except SinkError as error:
+            print("error:", error)
+        sink.close(complete=False)
+        print("kept:", sink.frames_written)
+    """)
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr
+    assert "error: cannot write bag" in process.stdout and "disk full" not in process.stderr
+    kept = int(process.stdout.split("kept:")[1])
+    read = read_rosbags(tmp_path / "out.partial.mcap")["/nirstream/colorized"]
+    assert 0 < len(read) == kept < 200
