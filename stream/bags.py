@@ -127,6 +127,7 @@ class RosbagsReader(BagReader):
             name: Topic(name, conns[0].msgtype, "ros1" if self._is_ros1 else "cdr", sum(c.msgcount for c in conns) or None)
             for name, conns in self._connections.items()
         }
+        self._qos = {name: _qos_text(conns[0]) for name, conns in self._connections.items()}
 
     def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
         from rosbags.highlevel import AnyReaderError
@@ -159,8 +160,9 @@ class RosbagsReader(BagReader):
         except Exception as error:  # rosbags' type system and serde errors
             raise SourceError(f"{self.path}: cannot convert a {msgtype} message on {message.topic} "
                               f"to ROS 2 ({_reason(error)})") from error
+        qos = self._qos[message.topic]
         return RawMessage(message.topic, message.log_time_ns, data, message.publish_time_ns, "cdr",
-                          self._definitions[msgtype], message.metadata)
+                          self._definitions[msgtype], {"offered_qos_profiles": qos} if qos else {})
 
     def _ros2_store(self) -> Any:
         """The bag's own message definitions with ROS 2's Header (no ``seq``): what ROS 1 messages
@@ -180,6 +182,22 @@ class RosbagsReader(BagReader):
     def close(self) -> None:
         with suppress(Exception):
             self._reader.close()
+
+
+def _qos_text(connection: Any) -> str:
+    """A rosbag2 connection's offered QoS profiles as rosbag2 writes them into MCAP channel
+    metadata (YAML); a latched ``/tf_static`` replays as latched only with them. Empty for ROS 1."""
+    from io import StringIO
+
+    from rosbags.rosbag2.metadata import dump_qos_v9
+    from ruamel.yaml import YAML
+
+    profiles = getattr(connection.ext, "offered_qos_profiles", None)
+    if not profiles:
+        return ""
+    text = StringIO()
+    YAML(typ="safe").dump(dump_qos_v9(profiles), text)
+    return text.getvalue().strip()
 
 
 class McapReader(BagReader):

@@ -22,6 +22,9 @@ from torch import Tensor
 FLOW_FULL_BELOW = 240
 """Frames whose short side is below this get their optical flow at full resolution."""
 
+FLOW_MIN_SIZE = 12
+"""OpenCV's DIS flow needs a side of at least this: smaller frames (thumbnails) are smoothed in place."""
+
 # BT.601 luma weights; Cb and Cr are the blue and red differences scaled to [-0.5, 0.5].
 KR, KB = 0.299, 0.114
 KG = 1.0 - KR - KB
@@ -163,6 +166,8 @@ class TemporalSmoother:
         """DIS flow at half resolution above :data:`FLOW_FULL_BELOW` px (a quarter of the cost; the
         motion of a scene is smooth), scaled back to the frame."""
         height, width = now.shape
+        if max(height, width) < FLOW_MIN_SIZE:  # too small for DIS: no motion to follow
+            return np.zeros((height, width, 2), np.float32)
         if min(height, width) < FLOW_FULL_BELOW:
             return self._dis.calc(now, before, None)
         half = (width // 2, height // 2)

@@ -157,6 +157,7 @@ class BagSink:
         self._counts: dict[str, int] = {}
         self._types: dict[str, str] = {}  # topic -> message type
         self._encodings: dict[str, str] = {}  # topic -> message encoding
+        self._qos: dict[str, list] = {}  # topic -> offered QoS profiles (rosbag2's metadata)
         self._image_channel = 0
         self._chunk_start: int | None = None
         self._first_ns: int | None = None
@@ -232,6 +233,7 @@ class BagSink:
                 self._types[topic] = name
             self._channels[topic] = self._writer.register_channel(topic, encoding, schema_id, metadata)
             self._encodings[topic] = encoding
+            self._qos[topic] = yaml.safe_load(metadata.get("offered_qos_profiles") or "[]") or []
             self._counts[topic] = 0
         return self._channels[topic]
 
@@ -385,7 +387,7 @@ class BagSink:
             "message_count": count,
             "topics_with_message_count": [
                 {"topic_metadata": {"name": topic, "type": self._types.get(topic, ""), "serialization_format": self._encodings[topic],
-                                    "offered_qos_profiles": [], "type_description_hash": ""},
+                                    "offered_qos_profiles": self._qos[topic], "type_description_hash": ""},
                  "message_count": self._counts[topic]}
                 for topic in self._channels
             ],

@@ -541,3 +541,29 @@ def test_a_full_disk_ends_the_bag_at_its_last_whole_record(tmp_path):
     kept = int(process.stdout.split("kept:")[1])
     read = read_rosbags(tmp_path / "out.partial.mcap")["/nirstream/colorized"]
     assert 0 < len(read) == kept < 200
+
+
+def test_offered_qos_profiles_are_copied(tmp_path, weights):
+    """A latched /tf_static must replay latched: its QoS goes into the channel and metadata.yaml."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    T = store.types
+    latched = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, QosTime(0, 0),
+                  QosTime(0, 0), QosLiveliness.AUTOMATIC, QosTime(0, 0), False)
+    with Writer(tmp_path / "in", version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        camera = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=store)
+        tf = writer.add_connection("/tf_static", "std_msgs/msg/String", typestore=store, offered_qos_profiles=[latched])
+        writer.write(tf, 1, store.serialize_cdr(T["std_msgs/msg/String"](data="x"), "std_msgs/msg/String"))
+        message = T["sensor_msgs/msg/Image"](
+            header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="c"),
+            height=HEIGHT, width=WIDTH, encoding="mono8", is_bigendian=0, step=WIDTH, data=gradient_frames(1)[0].reshape(-1))
+        writer.write(camera, 2, store.serialize_cdr(message, "sensor_msgs/msg/Image"))
+    assert main(["run", "--source", str(tmp_path / "in"), "--sink", f"{tmp_path / 'out'}/", "--weights", str(weights)]) == 0
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([tmp_path / "out"]) as reader:
+        durability = {c.topic: [q.durability for q in c.ext.offered_qos_profiles] for c in reader.connections}
+    assert durability == {"/cam/colorized": [], "/tf_static": [QosDurability.TRANSIENT_LOCAL]}

@@ -230,3 +230,13 @@ def test_flow_reads_the_host_copy_of_the_nir_when_given():
     from_frame, from_host = TemporalSmoother(alpha=0.85, flow=True, luma=True), TemporalSmoother(alpha=0.85, flow=True, luma=True)
     for rgb, nir in zip(rgbs, nirs):
         assert torch.equal(from_frame(rgb, nir), from_host(rgb, nir, host_nir=nir.clone()))
+
+
+def test_flow_smoothing_takes_frames_too_small_for_optical_flow():
+    """An 8x8 thumbnail: OpenCV's DIS flow refuses it; the smoother averages it in place."""
+    smoother = TemporalSmoother(alpha=0.6, flow=True)
+    nir = torch.full((1, 1, 8, 8), 0.5)
+    first = smoother(torch.full((1, 3, 8, 8), 0.2), nir)
+    second = smoother(torch.full((1, 3, 8, 8), 0.4), nir)
+    assert first.shape == second.shape == (1, 3, 8, 8)
+    assert 0.2 < float(second.mean()) < 0.4  # averaged with the first frame
