@@ -265,7 +265,6 @@ def _drop_topic(bag: Path, out: Path, topic: str) -> Path:
 # --- writing --------------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("form", ["mcap", "rosbag2"])
 def test_bag_in_bag_out_keeps_stamps_frame_ids_and_every_other_message(tmp_path, weights, form):
     frames = gradient_frames(12)
@@ -289,7 +288,6 @@ def test_bag_in_bag_out_keeps_stamps_frame_ids_and_every_other_message(tmp_path,
     assert len(copied[f"{CAMERA_TOPIC}/colorized"]) == len(original[CAMERA_TOPIC])
 
 
-@pytest.mark.slow
 def test_the_colorized_bag_frames_are_the_video_paths_frames(tmp_path, weights):
     """The same frames from a lossless video into PNGs, and from a bag into JPEG messages."""
     frames = gradient_frames(6)
@@ -503,6 +501,7 @@ def test_realtime_is_a_live_run_that_counts_drops(tmp_path, weights):
     assert result["captured"] == 5 and result["written"] + dropped == 5
 
 
+@pytest.mark.slow
 def test_bench_times_a_bags_own_frames_at_their_size(tmp_path, weights):
     import json
 
