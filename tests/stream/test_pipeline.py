@@ -306,6 +306,18 @@ def test_sinks_hear_whether_the_run_completed():
     assert done.complete is True and failed.complete is False
 
 
+def test_a_live_source_that_fails_leaves_its_recording_partial():
+    """A camera that drops out is not a user's stop: its recording must not be renamed as whole."""
+    def unplugged(i):
+        if i == 3:
+            raise SourceError("camera 0 stopped delivering frames")
+
+    sink = ListSink()
+    with pytest.raises(SourceError):
+        Pipeline(FakeSource(10, live=True, fps=500.0, on_frame=unplugged), Gray(), [sink], policy="block").run()
+    assert sink.complete is False and len(sink.frames) == 3
+
+
 def test_a_stop_ends_a_live_recording_normally_but_cuts_a_file_short():
     def interrupt(i):
         if i == 5:

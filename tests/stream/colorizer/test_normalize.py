@@ -24,6 +24,8 @@ def test_default_levels_are_the_dtype_range():
     raw16 = torch.tensor([[0, 65535]], dtype=torch.uint16)
     assert normalize(raw8, Levels()).flatten().tolist() == [0.0, 1.0]
     assert normalize(raw16, Levels()).flatten().tolist() == [0.0, 1.0]
+    middle = normalize(torch.tensor([[32768]], dtype=torch.uint16), Levels()).item()
+    assert middle == pytest.approx(32768 / 65535)  # scaled by 16 bits, not clipped as 8-bit
 
 
 def test_auto_levels_of_a_16_bit_frame_use_percentiles():

@@ -360,3 +360,27 @@ def test_expand_inputs_splits_a_glob_of_videos(videos) -> None:
     single = open_source(str(root / "gray16*.mkv"))
     assert isinstance(single, VideoSource)
     single.close()
+
+
+def test_a_video_one_frame_short_is_reported(tmp_path: Path) -> None:
+    """The last frame's packet cut off exactly at its start: every other frame is whole, and
+    only the header's count (20 frames) tells the file is short."""
+    frames = random_frames(20, 64, 48, 255, np.uint8)
+    path = tmp_path / "short.mp4"
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=RATE, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray"
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="gray")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    with av.open(str(path)) as container:
+        last = max((packet for packet in container.demux(video=0) if packet.size), key=lambda p: p.pos)
+        start = last.pos
+    path.write_bytes(path.read_bytes()[:start])
+    decoded = []
+    with pytest.raises(SourceError, match=r"short.mp4: truncated video: read 19 frames, 20 declared"):
+        with VideoSource(path) as source:
+            decoded.extend(frame.nir for frame in source)
+    assert len(decoded) == 19
