@@ -65,7 +65,8 @@ def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
 
 def test_scene_cut_resets_the_average():
     rgbs, nir = noisy_static_scene(6)
-    smoother = TemporalSmoother(alpha=0.6, cut_threshold=0.1)
+    # motion_threshold 1.0: no pixel counts as moving, so only the cut can restart the average
+    smoother = TemporalSmoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
     for rgb in rgbs:
         smoother(rgb, nir)
     new_rgb = torch.rand(1, 3, H, W)
@@ -73,7 +74,7 @@ def test_scene_cut_resets_the_average():
     assert torch.allclose(smoother(new_rgb, new_nir), new_rgb, atol=1e-6)
 
     # Control: the same new colours under an unchanged NIR are blended with the old scene.
-    control = TemporalSmoother(alpha=0.6, cut_threshold=0.1)
+    control = TemporalSmoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
     for rgb in rgbs:
         control(rgb, nir)
     assert (control(new_rgb, nir) - new_rgb).abs().max() > 0.05
@@ -193,7 +194,8 @@ def test_flow_follows_a_pure_translation_instead_of_smearing_it():
     """Without jitter, the true colours pan with the NIR: the flow smoother keeps them (it averages
     each pixel with where it came from), while averaging in place smears them across the pan."""
     nirs, rgbs, _ = panning_scene(12, jitter=0.0)
-    followed = TemporalSmoother(alpha=0.6, flow=True)
+    # motion_threshold 1.0: every moved pixel is averaged, so only a flow in the right direction keeps them
+    followed = TemporalSmoother(alpha=0.6, flow=True, motion_threshold=1.0)
     in_place = TemporalSmoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
     kept = [followed(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
     smeared = [in_place(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
@@ -216,7 +218,8 @@ def test_flow_smoothing_removes_flicker_that_motion_hides_from_in_place_smoothin
 def test_flow_smoothing_restarts_at_a_cut():
     nirs, rgbs, _ = panning_scene(6)
     other_nirs, other_rgbs, _ = panning_scene(2, seed=5)
-    smoother = TemporalSmoother(alpha=0.6, flow=True)
+    # motion_threshold 1.0: no pixel counts as moving, so only the cut can restart the average
+    smoother = TemporalSmoother(alpha=0.6, flow=True, motion_threshold=1.0)
     for rgb, nir in zip(rgbs, nirs):
         smoother(rgb, nir)
     first_of_new_scene = smoother(other_rgbs[0], 1.0 - other_nirs[0])  # a different scene altogether
