@@ -132,6 +132,7 @@ def test_ema_decay_out_of_range_is_a_config_error():
         OptimConfig(ema_decay=1.0)
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_matches_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch):
     write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(4)])
     write_pairs(tmp_path / "data", "val", [(f"val{i}", 10 + i) for i in range(2)])

@@ -127,6 +127,7 @@ def test_auto_settings_on_the_cpu_and_their_validation(tiny_model, monkeypatch):
         ColorizerConfig(tile_batch=0)
 
 
+@pytest.mark.slow
 def test_compile_backend_matches_eager_on_tiles(tiny_model):
     """Six tiles in a batch of 4 and a short batch of 2: compile records both shapes (it does not
     fill batches up, TensorRT does) and colours like eager within one 8-bit level."""
