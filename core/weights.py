@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from nirstream.core.errors import WeightsError
+from nirstream.core.errors import WeightsError, one_line
 from nirstream.core.files import atomic_path
 from nirstream.core.models import build_model
 
@@ -56,7 +56,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file ({_short(exc)})") from exc
+        raise WeightsError(f"{path} is not a readable safetensors file ({one_line(exc)})") from exc
     if raw.get("format") != FORMAT or "model" not in raw:
         raise WeightsError(f"{path} is a safetensors file but not nirstream weights (no model config)")
     try:
@@ -72,7 +72,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Modul
     try:
         state = load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{path} is truncated or corrupt ({_short(exc)})") from exc
+        raise WeightsError(f"{path} is truncated or corrupt ({one_line(exc)})") from exc
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -89,7 +89,3 @@ def _existing(path: str | Path) -> Path:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}")
     return path
-
-
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

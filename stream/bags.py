@@ -30,6 +30,7 @@ import numpy as np
 from loguru import logger
 
 from nirstream.core.data.images import nir_to_gray
+from nirstream.core.errors import one_line
 from nirstream.stream.errors import SourceError
 
 BAG_SUFFIXES = (".mcap", ".db3", ".bag")
@@ -116,7 +117,7 @@ class RosbagsReader(BagReader):
         try:
             self._reader.open()
         except (AnyReaderError, Exception) as error:  # apsw, yaml and struct errors of a file that is not a bag
-            raise SourceError(f"{path}: not a readable bag ({_reason(error)})") from error
+            raise SourceError(f"{path}: not a readable bag ({one_line(error)})") from error
         self._is_ros1 = not self._reader.is2
         self._definitions: dict[str, tuple[str, str, bytes]] = {}
         self._store: Any = None
@@ -139,13 +140,13 @@ class RosbagsReader(BagReader):
             for connection, log_time, data in self._reader.messages(connections=connections):
                 yield RawMessage(connection.topic, log_time, bytes(data), encoding=self.topics[connection.topic].encoding)
         except (AnyReaderError, Exception) as error:  # a storage file cut off or corrupt part-way
-            raise SourceError(f"{self.path}: unreadable after some messages ({_reason(error)})") from error
+            raise SourceError(f"{self.path}: unreadable after some messages ({one_line(error)})") from error
 
     def decode(self, message: RawMessage) -> Any:
         try:
             return self._reader.deserialize(message.data, self.topics[message.topic].msgtype)
         except Exception as error:  # rosbags' serde errors on a damaged message
-            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({_reason(error)})") from error
+            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({one_line(error)})") from error
 
     def portable(self, message: RawMessage) -> RawMessage:
         """With the type's ROS 2 definition as its schema; ROS 1 messages converted to CDR
@@ -159,7 +160,7 @@ class RosbagsReader(BagReader):
             data = bytes(store.ros1_to_cdr(message.data, msgtype)) if self._is_ros1 else message.data
         except Exception as error:  # rosbags' type system and serde errors
             raise SourceError(f"{self.path}: cannot convert a {msgtype} message on {message.topic} "
-                              f"to ROS 2 ({_reason(error)})") from error
+                              f"to ROS 2 ({one_line(error)})") from error
         qos = self._qos[message.topic]
         return RawMessage(message.topic, message.log_time_ns, data, message.publish_time_ns, "cdr",
                           self._definitions[msgtype], {"offered_qos_profiles": qos} if qos else {})
@@ -236,7 +237,7 @@ class McapReader(BagReader):
             raise
         except Exception as error:  # mcap, struct and OS errors of a file that is not (all) there
             self.close()
-            raise SourceError(f"{path}: not a readable MCAP file ({_reason(error)})") from error
+            raise SourceError(f"{path}: not a readable MCAP file ({one_line(error)})") from error
         if not self.indexed:
             logger.warning(f"{path.name} has no index (a recording that did not finish?): reading it to where it ends")
         self.topics = {}
@@ -265,7 +266,7 @@ class McapReader(BagReader):
                     counts[record.channel_id] = counts.get(record.channel_id, 0) + 1
         except Exception as error:  # the file breaks off: what came before it stands
             if not channels:
-                raise SourceError(f"{self.path}: not a readable MCAP file ({_reason(error)})") from error
+                raise SourceError(f"{self.path}: not a readable MCAP file ({one_line(error)})") from error
         return schemas, channels, counts
 
     def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
@@ -286,7 +287,7 @@ class McapReader(BagReader):
                 read += 1
         except Exception as error:  # mcap, struct, zstd errors where the file breaks off or is damaged
             raise SourceError(f"{self.path}: truncated or corrupt MCAP file after {read} messages "
-                              f"({_reason(error)})") from error
+                              f"({one_line(error)})") from error
 
     def decode(self, message: RawMessage) -> Any:
         encoding = self.topics[message.topic].encoding
@@ -300,7 +301,7 @@ class McapReader(BagReader):
                 return self._decode_protobuf(message)
             return _JsonMessage(json.loads(message.data))
         except Exception as error:  # type system, serde, protobuf and JSON errors of a damaged message
-            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({_reason(error)})") from error
+            raise SourceError(f"{self.path}: a message on {message.topic} cannot be decoded ({one_line(error)})") from error
 
     def _ros2_types(self, message: RawMessage) -> Any:
         """A rosbags type store holding the message's type, from the definition the file carries."""
@@ -436,8 +437,3 @@ def stamp_ns(message: Any) -> int:
 def frame_id(message: Any) -> str:
     header = getattr(message, "header", None)
     return str(getattr(header, "frame_id", "") if header is not None else getattr(message, "frame_id", ""))
-
-
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text

@@ -17,7 +17,6 @@ import functools
 import gc
 import itertools
 import json
-import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
@@ -151,12 +150,11 @@ def bench_one(
     flops = frame_flops(colorizer, width, height)
     peak = measure_peak_tflops(device, colorizer.precision)
     fps = len(latencies) / wall
-    latencies.sort()
     return BenchResult(
         model=name, backend=config.backend, precision=colorizer.precision, width=width, height=height,
         device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         tile=colorizer.tile_choice(*scaled_size(height, width, config.fast_scale)).tile, tile_batch=colorizer.tile_batch, frames=len(latencies), fps=fps,
-        latency_p50_ms=statistics.median(latencies), latency_p99_ms=_percentile(latencies, 99),
+        latency_p50_ms=float(np.percentile(latencies, 50)), latency_p99_ms=float(np.percentile(latencies, 99)),
         gpu_memory_mib=memory, gflops_per_frame=flops / 1e9, peak_tflops=peak,
         floor_ms=flops / (peak * 1e12) * 1e3, fraction_of_peak=flops * fps / (peak * 1e12),
     )
@@ -252,11 +250,6 @@ def _release_compiled() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    rank = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
-    return sorted_values[rank]
 
 
 def _sync(device: torch.device) -> None:

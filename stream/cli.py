@@ -9,10 +9,12 @@ import argparse
 import sys
 import traceback
 from pathlib import Path
+from typing import get_args
 
 from loguru import logger
 
 from nirstream.core import __version__
+from nirstream.stream.choices import Backend, Device, Precision
 from nirstream.core.files import free_path
 
 DEMO_OUTPUT = "nirstream-demo.mp4"
@@ -98,7 +100,7 @@ def _add_overrides(command: argparse.ArgumentParser, example: str) -> None:
 
 
 def _add_device(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+    command.add_argument("--device", default="auto", choices=get_args(Device),
                          help="where the model runs: auto takes CUDA when there is a GPU (default: auto)")
 
 
@@ -206,9 +208,9 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--model", dest="models", action="append", metavar="MODEL",
                        help="shipped model, model config or .safetensors file (repeatable; "
                             "default: the shipped model for the device)")
-    bench.add_argument("--backend", dest="backends", action="append", choices=("eager", "compile", "tensorrt"),
+    bench.add_argument("--backend", dest="backends", action="append", choices=get_args(Backend),
                        help="repeatable (default: eager)")
-    bench.add_argument("--precision", dest="precisions", action="append", choices=("fp32", "fp16", "bf16", "auto"),
+    bench.add_argument("--precision", dest="precisions", action="append", choices=get_args(Precision),
                        help="repeatable (default: fp32)")
     bench.add_argument("--size", dest="sizes", action="append", type=_size, metavar="WxH",
                        help="frame size, repeatable (default: 640x512, 1280x720 and 1920x1080)")
@@ -422,7 +424,7 @@ for them (``stream/allocator.py``). Training was measured no faster tuned, so it
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.debug, args.log_json)
-    from nirstream.core.errors import NirstreamError
+    from nirstream.core.errors import NirstreamError, one_line
     from nirstream.stream.allocator import keep_freed_memory
 
     if args.command in FRAME_COMMANDS:
@@ -436,12 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     except (NirstreamError, OSError) as exc:  # bad input: one line, and the traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"nirstream: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"nirstream: error: {one_line(exc, with_file=True)}", file=sys.stderr)
         return 2 if isinstance(exc, NirstreamError) else 1
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             traceback.print_exc()
-        print(f"nirstream: internal error: {type(exc).__name__}: {_one_line(exc)} "
+        print(f"nirstream: internal error: {type(exc).__name__}: {one_line(exc, with_file=True)} "
               "(run again with --debug for the traceback)", file=sys.stderr)
         return 1
     return code or 0
@@ -471,14 +473,6 @@ def _size(text: str) -> tuple[int, int]:
     if not sep or not width.isdigit() or not height.isdigit() or int(width) < 1 or int(height) < 1:
         raise argparse.ArgumentTypeError(f"size must look like 640x512 (width x height), got {text!r}")
     return int(width), int(height)
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
 
 
 if __name__ == "__main__":

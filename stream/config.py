@@ -12,7 +12,7 @@ from pathlib import Path
 from nirstream.core.config import apply_overrides, bind, bundled_config, load_yaml
 from nirstream.core.errors import ConfigError
 from nirstream.stream.colorizer import ColorizerConfig
-from nirstream.stream.pipeline import POLICIES
+from nirstream.stream.pipeline import POLICIES, QUEUE_CAPACITY
 from nirstream.stream.sinks.spec import SinkConfig
 from nirstream.stream.sources.camera import CameraConfig
 
@@ -21,7 +21,7 @@ from nirstream.stream.sources.camera import CameraConfig
 class QueueConfig:
     """``policy`` null: ``drop_oldest`` for live sources (bounded latency), ``block`` for files."""
 
-    capacity: int = 4
+    capacity: int = QUEUE_CAPACITY
     policy: str | None = None
 
     def __post_init__(self) -> None:

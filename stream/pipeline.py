@@ -36,10 +36,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
-import numpy as np
 from loguru import logger
 
-from nirstream.core.metrics.temporal import CDCMeter
+from nirstream.core.metrics.temporal import CDCMeter, SceneCuts
 
 from nirstream.stream.frame import Frame
 from nirstream.stream.sinks.base import Sink
@@ -48,8 +47,8 @@ from nirstream.stream.stats import Stage, StageClock, Summary
 
 POLICIES = ("block", "drop_oldest")
 
-CUT_LEVEL = 0.1
-"""Mean NIR change, as a share of the full scale, that makes two frames a scene cut (as the smoother's default)."""
+QUEUE_CAPACITY = 4
+"""Frames each queue holds by default (``queue.capacity``)."""
 
 LIVE_RECORDING_BUFFER_S = 1.0
 """How much video a recording sink of a live source may fall behind before it drops frames."""
@@ -145,7 +144,7 @@ class Pipeline:
         stage: ColorizeStage,
         sinks: list[Sink],
         *,
-        capacity: int = 4,
+        capacity: int = QUEUE_CAPACITY,
         policy: str | None = None,
         max_frames: int | None = None,
         on_frame: Callable[[Frame, "Pipeline"], None] | None = None,
@@ -172,7 +171,7 @@ class Pipeline:
         self.written = 0
         self._errors: list[BaseException] = []
         self.flicker = CDCMeter()  # the output's colour flicker within scenes, for the summary
-        self._previous_nir: np.ndarray | None = None
+        self._cuts = SceneCuts((1 << source.info.bit_depth) - 1)  # a cut is a new scene, not flicker
         self._pending: dict[int, int] = {}  # id(frame): sinks yet to write or drop it
         self._lock = threading.Lock()
 
@@ -245,24 +244,11 @@ class Pipeline:
     def _handed(self, frame: Frame) -> None:
         """A colorized frame goes to the sinks: count its colours and how many sinks must finish it."""
         if frame.rgb is not None:
-            self.flicker.add(frame.rgb, cut=self._is_cut(frame.nir))
+            self.flicker.add(frame.rgb, cut=self._cuts(frame.nir))
         with self._lock:
             self._pending[id(frame)] = max(len(self.sinks), 1)
         if not self.sinks:
             self._finish(frame)
-
-    def _is_cut(self, nir: np.ndarray) -> bool:
-        """Whether ``nir`` starts a new scene: its mean change from the previous frame (every 4th
-        pixel) above :data:`CUT_LEVEL` of the full scale, or a new size. A cut is a new scene, not
-        flicker, so the summary's CDC leaves out the pairs across it."""
-        sample, previous = nir[::4, ::4], self._previous_nir
-        self._previous_nir = sample
-        if previous is None:
-            return False
-        if previous.shape != sample.shape:
-            return True
-        full_scale = (1 << self.source.info.bit_depth) - 1
-        return float(np.abs(sample.astype(np.int32) - previous).mean()) > CUT_LEVEL * full_scale
 
     def _finish(self, frame: Frame) -> None:
         """One sink is done with ``frame``; the last one stamps it written and reports it."""

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from nirstream.core.errors import DataError
-from nirstream.core.metrics import CDCMeter, image_metrics
+from nirstream.core.metrics import CDCMeter, SceneCuts, image_metrics
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.sources import VideoSource
 
@@ -48,13 +48,15 @@ def evaluate_video(model: nn.Module, video: Path, truth: Path | None, engine: Co
     sums = {"psnr": 0.0, "ssim": 0.0, "ae": 0.0}
     count = 0
     with VideoSource(video) as source:
+        cuts = SceneCuts((1 << source.info.bit_depth) - 1)  # left out of CDC, as the run summary does
         for frame in colorizer.run(source):
-            output.add(frame.rgb)
+            cut = cuts(frame.nir)
+            output.add(frame.rgb, cut=cut)
             if truth_frames is not None:
                 true_rgb = next(truth_frames, None)
                 if true_rgb is None or true_rgb.shape != frame.rgb.shape:
                     raise DataError(f"{truth} does not match {video} frame for frame (at frame {count})")
-                expected.add(true_rgb)
+                expected.add(true_rgb, cut=cut)
                 scores = image_metrics(_tensor(frame.rgb), _tensor(true_rgb))
                 for name in sums:
                     sums[name] += float(scores[name])

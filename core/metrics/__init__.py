@@ -10,11 +10,13 @@ from nirstream.core.metrics.image_quality import (
     quantize,
     ssim,
 )
-from nirstream.core.metrics.temporal import CDCMeter, cdc, colour_histograms, js_divergence
+from nirstream.core.metrics.temporal import SCENE_CUT, CDCMeter, SceneCuts, cdc, colour_histograms, js_divergence
 
 __all__ = [
     "PSNR_CAP_DB",
+    "SCENE_CUT",
     "CDCMeter",
+    "SceneCuts",
     "angular_error",
     "cdc",
     "colorfulness",

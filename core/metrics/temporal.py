@@ -8,7 +8,8 @@ Lower is steadier. Part of any CDC is real content change (a pan, a zoom), so a 
 most beside the same figure for the true colour sequence: flicker is what an output adds to it.
 
 :class:`CDCMeter` computes it on a stream in bounded memory (the last four histograms); a
-``cut`` restarts it, so that pairs across a scene cut are left out.
+``cut`` restarts it, so that pairs across a scene cut are left out. :class:`SceneCuts` says
+where the cuts are, the one rule for the run summary, ``eval --video`` and the smoother.
 """
 
 from collections import deque
@@ -18,6 +19,27 @@ import numpy as np
 
 CDC_STEPS = (1, 2, 4)
 """Frame distances compared, weighted equally."""
+
+SCENE_CUT = 0.1
+"""Mean absolute NIR change, as a share of the full scale, above which a frame starts a new scene."""
+
+
+class SceneCuts:
+    """Whether each NIR frame of a stream starts a new scene: its mean absolute change from the
+    previous frame (every 4th pixel) above :data:`SCENE_CUT` of ``full_scale``, or a new size."""
+
+    def __init__(self, full_scale: int, level: float = SCENE_CUT) -> None:
+        self.threshold = level * full_scale
+        self._previous: np.ndarray | None = None
+
+    def __call__(self, nir: np.ndarray) -> bool:
+        sample, previous = nir[::4, ::4], self._previous
+        self._previous = sample
+        if previous is None:
+            return False
+        if previous.shape != sample.shape:
+            return True
+        return float(np.abs(sample.astype(np.int32) - previous).mean()) > self.threshold
 
 
 def colour_histograms(rgb: np.ndarray) -> np.ndarray:

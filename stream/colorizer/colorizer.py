@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError
 from nirstream.core.models.interface import ColorizationModel
+from nirstream.stream.choices import Backend, Device, Precision
 from nirstream.stream.frame import Frame
 from nirstream.stream.stats import Stage
 
@@ -34,7 +35,7 @@ from .backends import HALF_DTYPES, dynamic_int8, make_backend, require_tensorrt
 from .normalize import Levels, normalize
 from .guided import downscale, guided_upsample, scaled_size
 from .memory import TileChoice, budget_bytes, choose_tile, measure_bytes_per_pixel
-from .temporal import TemporalSmoother
+from .temporal import TemporalConfig, TemporalSmoother
 from .tiling import Tiler, check_tiling
 
 AUTO_TILE = 640
@@ -42,22 +43,6 @@ AUTO_TILE = 640
 
 CPU_TILE_BATCH = 4
 """``tile_batch: auto`` on the CPU: memory is not the limit there, and larger batches do not run faster."""
-
-
-@dataclass
-class TemporalConfig:
-    """Smoothing across frames: an exponential average that resets on cuts and follows motion
-    (``flow``: along the NIR's optical flow; ``luma``: brightness too, not only chroma; see
-    :class:`.temporal.TemporalSmoother`). ``enabled: auto`` (the default) smooths videos, cameras
-    and streams and leaves image folders alone (their images are independent); the colorizer
-    learns which at :meth:`Colorizer.start_input`."""
-
-    enabled: bool | str = "auto"
-    flow: bool = True
-    luma: bool = True
-    alpha: float = 0.85
-    cut_threshold: float = 0.1
-    motion_threshold: float = 0.03
 
 
 @dataclass
@@ -86,9 +71,9 @@ class ColorizerConfig:
     guided upsampling restores full-resolution detail from the NIR (:mod:`.guided`).
     """
 
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["fp32", "fp16", "bf16", "int8", "auto"] = "auto"
-    backend: Literal["eager", "compile", "tensorrt"] = "eager"
+    device: Device = "auto"
+    precision: Precision = "auto"
+    backend: Backend = "eager"
     engine_cache: str | None = None
     channels_last: bool = False
     tile: int | str = "auto"
@@ -106,11 +91,8 @@ class ColorizerConfig:
         return AUTO_TILE if self.tile == "auto" else self.tile
 
     def __post_init__(self) -> None:
-        for name, allowed in [
-            ("device", ("auto", "cpu", "cuda")),
-            ("precision", ("fp32", "fp16", "bf16", "int8", "auto")),
-            ("backend", ("eager", "compile", "tensorrt")),
-        ]:
+        for name, kind in [("device", Device), ("precision", Precision), ("backend", Backend)]:
+            allowed = get_args(kind)
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"colorizer {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.precision == "int8" and self.backend != "eager":
@@ -212,9 +194,7 @@ class Colorizer:
             self._smoother.reset()
 
     def _new_smoother(self) -> TemporalSmoother:
-        temporal = self.config.temporal
-        return TemporalSmoother(temporal.alpha, temporal.cut_threshold, temporal.motion_threshold,
-                                flow=temporal.flow, luma=temporal.luma)
+        return TemporalSmoother(self.config.temporal)
 
     @property
     def smoothing(self) -> bool:

@@ -13,11 +13,16 @@ chroma values form a convex set, so blending two in-gamut chromas at the same lu
 gamut. Lab would be more perceptual but needs a nonlinear round trip per pixel per frame.
 """
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from nirstream.core.errors import ConfigError
+from nirstream.core.metrics.temporal import SCENE_CUT
 
 FLOW_FULL_BELOW = 240
 """Frames whose short side is below this get their optical flow at full resolution."""
@@ -45,6 +50,30 @@ def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
     b = y + CB_SCALE * cb
     g = (y - KR * r - KB * b) / KG
     return torch.stack((r, g, b), dim=1)
+
+
+@dataclass
+class TemporalConfig:
+    """Smoothing across frames: an exponential average that resets on cuts and follows motion
+    (``flow``: along the NIR's optical flow; ``luma``: brightness too, not only chroma; see
+    :class:`TemporalSmoother`). ``enabled: auto`` (the default) smooths videos, cameras
+    and streams and leaves image folders alone (their images are independent); the colorizer
+    learns which at :meth:`~.colorizer.Colorizer.start_input`. ``cut_threshold`` is the run
+    summary's scene cut (:data:`~nirstream.core.metrics.temporal.SCENE_CUT`)."""
+
+    enabled: bool | str = "auto"
+    flow: bool = True
+    luma: bool = True
+    alpha: float = 0.85
+    cut_threshold: float = SCENE_CUT
+    motion_threshold: float = 0.03
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha < 1.0:
+            raise ConfigError(f"temporal.alpha must be in [0, 1), got {self.alpha}")
+        if self.cut_threshold <= 0.0 or self.motion_threshold <= 0.0:
+            raise ConfigError(f"temporal thresholds must be positive, got cut {self.cut_threshold} "
+                              f"and motion {self.motion_threshold}")
 
 
 class TemporalSmoother:
@@ -78,24 +107,12 @@ class TemporalSmoother:
     is clamped to [0, 1], which only happens when luma itself changed between frames.
     """
 
-    def __init__(
-        self,
-        alpha: float = 0.6,
-        cut_threshold: float = 0.1,
-        motion_threshold: float = 0.05,
-        flow: bool = False,
-        luma: bool = False,
-    ) -> None:
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-        if cut_threshold <= 0.0 or motion_threshold <= 0.0:
-            raise ValueError(
-                f"thresholds must be positive, got cut {cut_threshold} and motion {motion_threshold}"
-            )
-        self.alpha = alpha
-        self.cut_threshold = cut_threshold
-        self.motion_threshold = motion_threshold
-        self.luma = luma
+    def __init__(self, config: TemporalConfig) -> None:
+        self.alpha = config.alpha
+        self.cut_threshold = config.cut_threshold
+        self.motion_threshold = config.motion_threshold
+        self.luma = config.luma
+        flow = config.flow
         self._identity: Tensor | None = None  # the sampling grid of no motion, per frame size
         self._nir8: list[np.ndarray] = []  # the previous frame's NIR as DIS takes it
         self._pixel: Tensor | None = None

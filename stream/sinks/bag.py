@@ -31,7 +31,7 @@ import yaml
 from loguru import logger
 
 from nirstream.core import __version__
-from nirstream.core.errors import NirstreamError
+from nirstream.core.errors import NirstreamError, one_line
 from nirstream.stream.bags import RawMessage
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
@@ -200,7 +200,7 @@ class BagSink:
         except OSError as error:
             self._failed = True
             self._abandon()
-            raise SinkError(f"cannot write bag {self.path}: {_reason(error)}") from error
+            raise SinkError(f"cannot write bag {self.path}: {one_line(error)}") from error
         if self._copy_from is not None:
             self._passengers = (m for m in self._copy_from.other_messages() if m.topic not in self._left_out)
             self._next_passenger = next(self._passengers, None)
@@ -306,7 +306,7 @@ class BagSink:
                 self._write_metadata()  # a killed folder's metadata then names every topic so far
         except OSError as error:
             self._failed = True
-            raise SinkError(f"cannot write bag {self.written_path}: {_reason(error)}") from error
+            raise SinkError(f"cannot write bag {self.written_path}: {one_line(error)}") from error
 
     # --- closing ---------------------------------------------------------------------------
 
@@ -330,7 +330,7 @@ class BagSink:
                 finished = True
         except OSError as failure:
             self._failed = True
-            error = error or SinkError(f"cannot finish bag {self.written_path}: {_reason(failure)}")
+            error = error or SinkError(f"cannot finish bag {self.written_path}: {one_line(failure)}")
         finally:
             self._writer = None
             self._file.close(finished)
@@ -435,9 +435,3 @@ def _frames_in(path: Path, topic: str) -> int:
     finally:
         reader.close()
     return count
-
-
-def _reason(error: OSError) -> str:
-    if error.errno == errno.ENOSPC:
-        return "disk full"
-    return error.strerror or str(error)

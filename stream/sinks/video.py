@@ -30,6 +30,7 @@ import av
 import numpy as np
 from loguru import logger
 
+from nirstream.core.errors import one_line
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sinks.compose import output_image
@@ -123,7 +124,7 @@ class VideoSink:
             raise SinkError(f"cannot write video {self.path}: unknown codec {self.codec!r}") from error
         except (OSError, av.FFmpegError, ValueError) as error:
             self._abandon()
-            raise SinkError(f"cannot write video {self.path}: {_reason(error)}") from error
+            raise SinkError(f"cannot write video {self.path}: {one_line(error)}") from error
 
     def write(self, frame: Frame) -> None:
         if self._container is None or self._stream is None:
@@ -163,7 +164,7 @@ class VideoSink:
             except (OSError, av.FFmpegError) as error:
                 if not self._failed:
                     self._failed = True
-                    raise SinkError(f"cannot finish video {self.written_path}: {_reason(error)}") from error
+                    raise SinkError(f"cannot finish video {self.written_path}: {one_line(error)}") from error
             finally:
                 self._settle(complete and not self._failed)
 
@@ -195,7 +196,7 @@ class VideoSink:
                 container.mux(packet)
         except (OSError, av.FFmpegError) as error:
             self._failed = True
-            raise SinkError(f"cannot write video {self.written_path}: {_reason(error)}") from error
+            raise SinkError(f"cannot write video {self.written_path}: {one_line(error)}") from error
 
     def _abandon(self) -> None:
         """Drop a file that failed before its header: it holds nothing worth keeping."""
@@ -261,14 +262,3 @@ def _pad_to_even(image: np.ndarray) -> np.ndarray:
     if height % 2 == 0 and width % 2 == 0:
         return image
     return np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
-
-
-def _reason(error: BaseException) -> str:
-    """A short cause for a one-line message: 'disk full' for ENOSPC, else the OS or FFmpeg text."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return "disk full"
-    if isinstance(error, OSError) and error.errno == errno.EFBIG:
-        return "file too large (a file size limit of the file system or the process)"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -21,6 +21,7 @@ import numpy as np
 from loguru import logger
 
 from nirstream.core.data.images import nir_to_gray
+from nirstream.core.errors import one_line
 from nirstream.stream.errors import SourceError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.sources.base import Source, make_frame
@@ -96,7 +97,7 @@ class VideoSource(Source):
             self._container = av.open(spec, options=options, timeout=timeout_s if network else None)
         except av.error.FFmpegError as error:
             what = "cannot connect to" if network else "not a video or corrupt header:"
-            raise SourceError(f"{what} {spec} ({_reason(error)})") from error
+            raise SourceError(f"{what} {spec} ({one_line(error)})") from error
         if not self._container.streams.video:
             self._container.close()
             raise SourceError(f"{spec}: no video stream")
@@ -143,7 +144,7 @@ class VideoSource(Source):
                 try:
                     decoded_frames = packet.decode()
                 except av.error.FFmpegError as error:
-                    damaged, reason = damaged + 1, _reason(error)
+                    damaged, reason = damaged + 1, one_line(error)
                     continue
                 for decoded in decoded_frames:
                     pts = self._seconds(decoded.pts)
@@ -156,7 +157,7 @@ class VideoSource(Source):
                     yield make_frame(read, pts, nir, self.name)
                     read += 1
         except av.error.FFmpegError as error:
-            raise SourceError(f"{self._spec}: unreadable container after frame {read} ({_reason(error)})") from error
+            raise SourceError(f"{self._spec}: unreadable container after frame {read} ({one_line(error)})") from error
         if self.info.live:
             self._report_damage(damaged, read, reason)
             return
@@ -204,8 +205,3 @@ class VideoSource(Source):
 
     def close(self) -> None:
         self._container.close()
-
-
-def _reason(error: av.error.FFmpegError) -> str:
-    """FFmpeg's own words for the failure, without the file name PyAV appends."""
-    return getattr(error, "strerror", None) or str(error)

@@ -149,8 +149,10 @@ def test_eval_video_reports_flicker_and_error_against_a_truth_video(weights, tmp
 
     from videos import RATE, random_frames, write_video
 
-    nir = random_frames(6, 64, 48, 255, np.uint8)
+    base = random_frames(1, 64, 48, 200, np.uint8)[0]
+    nir = [base + np.uint8(2 * i) for i in range(6)]  # one scene, brightening slowly: no cuts
     write_video(tmp_path / "clip.mp4", "libx264", "gray", nir, {"qp": "0"})
+    write_video(tmp_path / "cuts.mp4", "libx264", "gray", random_frames(6, 64, 48, 255, np.uint8), {"qp": "0"})
     with av.open(str(tmp_path / "truth.mkv"), "w") as container:
         stream = container.add_stream("libx264rgb", rate=RATE, options={"crf": "0"})
         stream.width, stream.height, stream.pix_fmt = 64, 48, "rgb24"
@@ -160,6 +162,8 @@ def test_eval_video_reports_flicker_and_error_against_a_truth_video(weights, tmp
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     _, path = weights
+    assert main(["eval", "--weights", str(path), "--video", str(tmp_path / "cuts.mp4")]) == 0
+    assert "needs 5 frames" in capsys.readouterr().out  # every frame a new scene: no flicker to measure, as in run
     base = ["eval", "--weights", str(path), "--video", str(tmp_path / "clip.mp4")]
     assert main(base) == 0
     out = capsys.readouterr().out

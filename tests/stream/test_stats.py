@@ -1,8 +1,7 @@
-"""The latency figures: percentiles of known latencies, in the summary and in bench."""
+"""The latency figures: percentiles of known latencies."""
 
 import pytest
 
-from nirstream.stream.bench import _percentile
 from nirstream.stream.frame import Frame
 from nirstream.stream.stats import Stage, StageClock
 
@@ -19,8 +18,3 @@ def test_stage_clock_percentiles_of_known_latencies():
     assert latency["p50"] == pytest.approx(50.5)
     assert latency["p95"] == pytest.approx(95.05)
     assert latency["p99"] == pytest.approx(99.01)
-
-
-def test_bench_percentile_is_the_nearest_rank():
-    values = [float(v) for v in range(1, 101)]
-    assert _percentile(values, 50) == 51.0 and _percentile(values, 99) == 99.0 and _percentile(values, 100) == 100.0

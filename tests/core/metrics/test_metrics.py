@@ -178,3 +178,13 @@ def test_cdc_needs_a_pair_at_every_step_and_leaves_cuts_out():
     for frame in [a] * 5:
         meter.add(frame)
     assert meter.value == 0.0
+
+def test_scene_cuts_are_a_large_mean_change_or_a_new_size():
+    from nirstream.core.metrics import SCENE_CUT, SceneCuts
+
+    cuts = SceneCuts(full_scale=255)
+    dark = np.full((32, 32), 100, np.uint8)
+    just_below = dark + np.uint8(int(SCENE_CUT * 255))  # a change of 25 levels: not above 10 % of 255
+    assert [cuts(dark), cuts(just_below), cuts(dark + 60), cuts(np.zeros((16, 32), np.uint8))] == [False, False, True, True]
+    sixteen = SceneCuts(full_scale=65535)  # 16-bit frames: the same share of their full scale
+    assert [sixteen(np.full((8, 8), 1000, np.uint16)), sixteen(np.full((8, 8), 9000, np.uint16))] == [False, True]

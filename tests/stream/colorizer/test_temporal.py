@@ -4,9 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from nirstream.stream.colorizer.temporal import KB, KG, KR, CB_SCALE, CR_SCALE, TemporalSmoother, rgb_to_ycbcr, ycbcr_to_rgb
+from nirstream.core.errors import ConfigError
+from nirstream.stream.colorizer.temporal import (
+    CB_SCALE, CR_SCALE, KB, KG, KR, TemporalConfig, TemporalSmoother, rgb_to_ycbcr, ycbcr_to_rgb,
+)
 
 H, W = 32, 40
+
+
+def make_smoother(**settings) -> TemporalSmoother:
+    """A smoother with the settings these tests were written for (in-place chroma averaging,
+    alpha 0.6, motion 0.05), changed by ``settings``."""
+    return TemporalSmoother(TemporalConfig(**{"alpha": 0.6, "motion_threshold": 0.05, "flow": False, "luma": False,
+                                              **settings}))
 
 
 def to_uint8(rgb: torch.Tensor) -> np.ndarray:
@@ -49,7 +59,7 @@ def test_ycbcr_round_trip_is_exact():
 def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
     rgbs, nir = noisy_static_scene(40)
     gen = torch.Generator().manual_seed(1)
-    smoother = TemporalSmoother(alpha=0.6)
+    smoother = make_smoother(alpha=0.6)
     smoothed = []
     for rgb in rgbs:
         sensor_noise = 0.01 * torch.randn(nir.shape, generator=gen)  # below motion_threshold
@@ -66,7 +76,7 @@ def test_static_noisy_chroma_flickers_much_less_and_luma_is_untouched():
 def test_scene_cut_resets_the_average():
     rgbs, nir = noisy_static_scene(6)
     # motion_threshold 1.0: no pixel counts as moving, so only the cut can restart the average
-    smoother = TemporalSmoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
+    smoother = make_smoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
     for rgb in rgbs:
         smoother(rgb, nir)
     new_rgb = torch.rand(1, 3, H, W)
@@ -74,14 +84,14 @@ def test_scene_cut_resets_the_average():
     assert torch.allclose(smoother(new_rgb, new_nir), new_rgb, atol=1e-6)
 
     # Control: the same new colours under an unchanged NIR are blended with the old scene.
-    control = TemporalSmoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
+    control = make_smoother(alpha=0.6, cut_threshold=0.1, motion_threshold=1.0)
     for rgb in rgbs:
         control(rgb, nir)
     assert (control(new_rgb, nir) - new_rgb).abs().max() > 0.05
 
 
 def test_size_change_and_reset_start_a_new_average():
-    smoother = TemporalSmoother()
+    smoother = make_smoother()
     smoother(torch.rand(1, 3, H, W), torch.full((1, 1, H, W), 0.5))
     other = torch.rand(1, 3, H + 2, W)
     assert torch.allclose(smoother(other, torch.full((1, 1, H + 2, W), 0.5)), other, atol=1e-6)
@@ -102,7 +112,7 @@ def square_scene(step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_moving_square_keeps_its_own_colour():
-    smoother = TemporalSmoother(alpha=0.8)
+    smoother = make_smoother(alpha=0.8)
     for step in range(5):
         rgb, nir = square_scene(step)
         out = smoother(rgb, nir)
@@ -113,7 +123,7 @@ def test_moving_square_keeps_its_own_colour():
     assert torch.allclose(out, rgb, atol=1e-6)  # the rest is static and its colour never changed
 
     # Control: with motion ignored, the square's leading edge is smeared with the background's colour.
-    smearing = TemporalSmoother(alpha=0.8, motion_threshold=10.0, cut_threshold=10.0)
+    smearing = make_smoother(alpha=0.8, motion_threshold=10.0, cut_threshold=10.0)
     for step in range(5):
         rgb, nir = square_scene(step)
         smeared = smearing(rgb, nir)
@@ -123,7 +133,7 @@ def test_moving_square_keeps_its_own_colour():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.float64])
 def test_output_in_range_with_input_shape_and_dtype(dtype):
     gen = torch.Generator().manual_seed(2)
-    smoother = TemporalSmoother(alpha=0.9)
+    smoother = make_smoother(alpha=0.9)
     for _ in range(8):  # luma and chroma both jump around, so blends leave the RGB cube and are clamped
         rgb = torch.rand(2, 3, 9, 11, generator=gen).to(dtype)
         nir = torch.full((2, 1, 9, 11), 0.5, dtype=dtype)
@@ -133,12 +143,12 @@ def test_output_in_range_with_input_shape_and_dtype(dtype):
 
 
 def test_bad_shapes_and_parameters_are_refused():
+    with pytest.raises(ConfigError, match="alpha"):
+        TemporalConfig(alpha=1.0)
+    with pytest.raises(ConfigError, match="thresholds"):
+        TemporalConfig(motion_threshold=0.0)
     with pytest.raises(ValueError):
-        TemporalSmoother(alpha=1.0)
-    with pytest.raises(ValueError):
-        TemporalSmoother(motion_threshold=0.0)
-    with pytest.raises(ValueError):
-        TemporalSmoother()(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 5))
+        make_smoother()(torch.rand(1, 3, 4, 4), torch.rand(1, 1, 4, 5))
 
 
 def test_colorizer_with_temporal_smoothing_flickers_less():
@@ -195,8 +205,8 @@ def test_flow_follows_a_pure_translation_instead_of_smearing_it():
     each pixel with where it came from), while averaging in place smears them across the pan."""
     nirs, rgbs, _ = panning_scene(12, jitter=0.0)
     # motion_threshold 1.0: every moved pixel is averaged, so only a flow in the right direction keeps them
-    followed = TemporalSmoother(alpha=0.6, flow=True, motion_threshold=1.0)
-    in_place = TemporalSmoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
+    followed = make_smoother(alpha=0.6, flow=True, motion_threshold=1.0)
+    in_place = make_smoother(alpha=0.6, motion_threshold=1.0)  # every pixel treated as static
     kept = [followed(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
     smeared = [in_place(rgb, nir) for rgb, nir in zip(rgbs, nirs)]
     assert min(_interior_psnr(k, r) for k, r in zip(kept[1:], rgbs[1:])) > 38.0
@@ -207,8 +217,8 @@ def test_flow_smoothing_removes_flicker_that_motion_hides_from_in_place_smoothin
     nirs, rgbs, truths = panning_scene(20)
     outputs = {
         "none": [to_uint8(rgb) for rgb in rgbs],
-        "in place": [to_uint8(s) for s in map(TemporalSmoother(alpha=0.6), rgbs, nirs)],
-        "flow": [to_uint8(s) for s in map(TemporalSmoother(alpha=0.6, flow=True), rgbs, nirs)],
+        "in place": [to_uint8(s) for s in map(make_smoother(alpha=0.6), rgbs, nirs)],
+        "flow": [to_uint8(s) for s in map(make_smoother(alpha=0.6, flow=True), rgbs, nirs)],
     }
     figures = {name: flicker(frames) - flicker([to_uint8(t) for t in truths]) for name, frames in outputs.items()}
     assert figures["flow"] < 0.6 * figures["none"]  # the excess over the true colours' own change
@@ -219,7 +229,7 @@ def test_flow_smoothing_restarts_at_a_cut():
     nirs, rgbs, _ = panning_scene(6)
     other_nirs, other_rgbs, _ = panning_scene(2, seed=5)
     # motion_threshold 1.0: no pixel counts as moving, so only the cut can restart the average
-    smoother = TemporalSmoother(alpha=0.6, flow=True, motion_threshold=1.0)
+    smoother = make_smoother(alpha=0.6, flow=True, motion_threshold=1.0)
     for rgb, nir in zip(rgbs, nirs):
         smoother(rgb, nir)
     first_of_new_scene = smoother(other_rgbs[0], 1.0 - other_nirs[0])  # a different scene altogether
@@ -230,14 +240,14 @@ def test_flow_reads_the_host_copy_of_the_nir_when_given():
     """A CUDA frame's NIR is in host memory before its upload: the flow reads that copy, and the
     result is the one it would read from the frame itself."""
     nirs, rgbs, _ = panning_scene(6)
-    from_frame, from_host = TemporalSmoother(alpha=0.85, flow=True, luma=True), TemporalSmoother(alpha=0.85, flow=True, luma=True)
+    from_frame, from_host = make_smoother(alpha=0.85, flow=True, luma=True), make_smoother(alpha=0.85, flow=True, luma=True)
     for rgb, nir in zip(rgbs, nirs):
         assert torch.equal(from_frame(rgb, nir), from_host(rgb, nir, host_nir=nir.clone()))
 
 
 def test_flow_smoothing_takes_frames_too_small_for_optical_flow():
     """An 8x8 thumbnail: OpenCV's DIS flow refuses it; the smoother averages it in place."""
-    smoother = TemporalSmoother(alpha=0.6, flow=True)
+    smoother = make_smoother(alpha=0.6, flow=True)
     nir = torch.full((1, 1, 8, 8), 0.5)
     first = smoother(torch.full((1, 3, 8, 8), 0.2), nir)
     second = smoother(torch.full((1, 3, 8, 8), 0.4), nir)
