@@ -212,9 +212,10 @@ class ColorizeWorker:
         if self.config.resize:
             source = ResizedSource(source, parse_size(self.config.resize))
         sinks = [open_sink(target, self.config.sink, **bag_sink_options(source)) for target in targets]
-        report = _Reporter(tally, job, attempt, sinks, self.stopping)
+        report = _Reporter(tally, job, attempt, sinks)
         try:
-            summary = self.model_thread.submit(colorize_input, source, self.colorizer, sinks, self.config, on_frame=report).result()
+            summary = self.model_thread.submit(colorize_input, source, self.colorizer, sinks, self.config,
+                                               on_frame=report, stop=self.stopping).result()
         finally:
             report.send()
             self.stopping.clear()  # here, not at the start: a stop that came while the model loaded holds for this file
@@ -226,23 +227,21 @@ class ColorizeWorker:
 
 
 class _Reporter:
-    """A worker's ``on_frame``: counts frames, tells the driver's tally every so often, and stops
-    the pipeline when the worker is asked to."""
+    """A worker's ``on_frame``: counts frames and tells the driver's tally every so often (the
+    worker stops a pipeline through the stop event it hands it)."""
 
-    def __init__(self, tally: Any, job: int, attempt: int, sinks: list, stopping: threading.Event) -> None:
-        self.tally, self.job, self.attempt, self.sinks, self.stopping = tally, job, attempt, sinks, stopping
+    def __init__(self, tally: Any, job: int, attempt: int, sinks: list) -> None:
+        self.tally, self.job, self.attempt, self.sinks = tally, job, attempt, sinks
         self.frames, self.sent_at = 0, 0.0
 
-    def __call__(self, frame: Any, pipeline: Any) -> None:
+    def __call__(self, frame: Any, stats: Any) -> None:
         self.frames += 1
-        if self.stopping.is_set():
-            pipeline.stop.set()
         if self.frames == 1 or time.monotonic() - self.sent_at >= REPORT_EVERY_S:
             self.send()
 
     def send(self) -> None:
         partials = [str(sink.written_path) for sink in self.sinks
-                    if getattr(sink, "written_path", None) is not None and sink.written_path != sink.path]
+                    if sink.written_path is not None and sink.written_path != sink.path]
         self.tally.add.remote(self.job, self.attempt, self.frames, partials)
         self.sent_at = time.monotonic()
 

@@ -34,6 +34,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from loguru import logger
@@ -52,6 +53,16 @@ QUEUE_CAPACITY = 4
 
 LIVE_RECORDING_BUFFER_S = 1.0
 """How much video a recording sink of a live source may fall behind before it drops frames."""
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """A read-only snapshot of a run, handed to ``on_frame`` with each written frame: frames
+    written so far, frames dropped before the sinks, and frames each sink skipped or dropped."""
+
+    written: int
+    dropped: int
+    skipped: dict[str, int]
 
 
 class ColorizeStage(Protocol):
@@ -133,9 +144,11 @@ class Pipeline:
     ``policy`` (``None``: ``drop_oldest`` for live sources, ``block`` otherwise) applies to the
     queues before the sinks and to the recording sinks' own queues; ``capacity`` is their size
     (a live recording's queue holds ``recording_buffer_s`` of frames, at least ``capacity``).
-    ``max_frames`` stops after that many captured frames. ``on_frame`` is called, from the sink
-    thread that finishes it, after each frame every sink has written or dropped (progress
-    bars, live stats lines).
+    ``max_frames`` stops after that many captured frames. ``on_frame(frame, stats)`` is called,
+    from the sink thread that finishes it and outside the pipeline's lock, after each frame
+    every sink has written or dropped (progress bars, live stats lines), with a
+    :class:`RunStats` snapshot. ``stop`` is the event that ends the run early (set by
+    SIGINT/SIGTERM, a window's q, or whoever passed it: a cluster worker asked to stop).
     """
 
     def __init__(
@@ -147,8 +160,9 @@ class Pipeline:
         capacity: int = QUEUE_CAPACITY,
         policy: str | None = None,
         max_frames: int | None = None,
-        on_frame: Callable[[Frame, "Pipeline"], None] | None = None,
+        on_frame: Callable[[Frame, RunStats], None] | None = None,
         recording_buffer_s: float = LIVE_RECORDING_BUFFER_S,
+        stop: threading.Event | None = None,
     ) -> None:
         self.source, self.stage, self.sinks = source, stage, sinks
         live = source.info.live
@@ -158,14 +172,14 @@ class Pipeline:
         recording = max(capacity, round(recording_buffer_s * (source.info.fps or 30.0))) if live else capacity
         self.sink_queues = [
             FrameQueue(name, 1, "drop_oldest")
-            if getattr(sink, "shows_latest", False)
+            if sink.shows_latest
             else FrameQueue(name, recording, policy)
             for sink, name in zip(sinks, sink_names(sinks))
         ]
         self.sink_written = [0] * len(sinks)
         self.max_frames = max_frames
         self.on_frame = on_frame
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self.clock = StageClock()
         self.captured = 0
         self.written = 0
@@ -228,7 +242,7 @@ class Pipeline:
         sink.write(frame)
         self.sink_written[index] += 1
         self._finish(frame)
-        if getattr(sink, "quit_requested", False):
+        if sink.quit_requested:
             self.stop.set()
 
     def _read(self) -> Iterator[Frame]:
@@ -261,8 +275,11 @@ class Pipeline:
             frame.stamp(Stage.WRITTEN)
             self.written += 1
             self.clock.record(frame)
-            if self.on_frame is not None:
-                self.on_frame(frame, self)
+            if self.on_frame is None:
+                return
+            stats = RunStats(self.written, self.inbox.dropped + self.outbox.dropped,
+                             {q.name: q.dropped for q in self.sink_queues if q.dropped})
+        self.on_frame(frame, stats)
 
     @staticmethod
     def _stamped(frames: Iterator[Frame], stage: Stage) -> Iterator[Frame]:
@@ -355,8 +372,5 @@ def _restore_handlers(previous: dict[int, Any]) -> None:
 
 def sink_names(sinks: list[Sink]) -> list[str]:
     """A name per sink for summaries: its file or folder, else its kind; repeated names numbered."""
-    names = [
-        str(getattr(sink, "path", None) or getattr(sink, "folder", None) or type(sink).__name__.removesuffix("Sink").lower())
-        for sink in sinks
-    ]
+    names = [sink.label for sink in sinks]
     return [f"{name} {names[:i].count(name) + 1}" if names.count(name) > 1 else name for i, name in enumerate(names)]

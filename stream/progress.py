@@ -10,12 +10,14 @@
 
 import time
 
+import numpy as np
 from loguru import logger
 from tqdm import tqdm
 
 from nirstream.stream.frame import Frame
-from nirstream.stream.pipeline import Pipeline
+from nirstream.stream.pipeline import RunStats
 from nirstream.stream.sources.base import Source
+from nirstream.stream.stats import Stage
 
 EVERY_S = 5.0
 """Seconds between progress or stats lines where no bar is shown."""
@@ -41,6 +43,7 @@ class Progress:
         self.name, self.expected = "", None
         self.started = self.last = time.monotonic()
         self.frames_at_last = 0
+        self.latencies: list[float] = []  # end to end (s), of the frames written since the last line
 
     def _expected(self, source: Source) -> int | None:
         count = source.info.frame_count
@@ -53,11 +56,13 @@ class Progress:
         self.name, self.expected = source.info.name, self._expected(source)
         self.started = self.last = time.monotonic()
         self.frames_at_last = self.done_now = 0
+        self.latencies.clear()
         self.bar = tqdm(total=self.expected, unit="frame", desc=self.name, position=1 if self.inputs > 1 else 0,
                         leave=False, dynamic_ncols=True, disable=not self.bars)
 
-    def __call__(self, frame: Frame, pipeline: Pipeline) -> None:
+    def __call__(self, frame: Frame, stats: RunStats) -> None:
         self.done_now += 1
+        self.latencies.append(frame.time_of(Stage.WRITTEN) - frame.time_of(Stage.CAPTURED))
         if self.bar is not None:
             self.bar.update(1)
         self.batch.update(1)
@@ -65,10 +70,11 @@ class Progress:
         if self.bars or now - self.last < EVERY_S:
             return
         if self.live:
-            logger.info(stats_line(pipeline, pipeline.written - self.frames_at_last, now - self.last))
+            logger.info(stats_line(stats, stats.written - self.frames_at_last, now - self.last, self.latencies))
         else:
-            logger.info(self._progress_line(pipeline.written, now - self.started))
-        self.last, self.frames_at_last = now, pipeline.written
+            logger.info(self._progress_line(stats.written, now - self.started))
+        self.last, self.frames_at_last = now, stats.written
+        self.latencies.clear()
 
     def _progress_line(self, done: int, seconds: float) -> str:
         fps = done / seconds if seconds > 0 else 0.0
@@ -96,14 +102,14 @@ class Progress:
         self.batch.close()
 
 
-def stats_line(pipeline: Pipeline, frames: int, seconds: float) -> str:
-    """fps over the last ``seconds``, end-to-end latency and drops so far, in one line."""
-    latency = pipeline.clock.latencies().get("end_to_end", {})
-    dropped = pipeline.inbox.dropped + pipeline.outbox.dropped
-    behind = ", ".join(f"{q.name} {q.dropped}" for q in pipeline.sink_queues if q.dropped)
+def stats_line(stats: RunStats, frames: int, seconds: float, latencies: list[float]) -> str:
+    """fps and end-to-end latency over the last ``seconds`` (``latencies`` in seconds, of the
+    frames written then), and drops so far, in one line."""
+    p50, p99 = np.percentile(latencies, [50, 99]) * 1e3 if latencies else (0.0, 0.0)
+    behind = ", ".join(f"{name} {count}" for name, count in stats.skipped.items())
     return (
-        f"{pipeline.written} frames, {frames / seconds if seconds > 0 else 0.0:.1f} fps, latency p50 "
-        f"{latency.get('p50', 0):.0f} ms p99 {latency.get('p99', 0):.0f} ms, {dropped} dropped"
+        f"{stats.written} frames, {frames / seconds if seconds > 0 else 0.0:.1f} fps, latency p50 "
+        f"{p50:.0f} ms p99 {p99:.0f} ms, {stats.dropped} dropped"
         + (f" (skipped by sinks: {behind})" if behind else "")
     )
 

@@ -7,6 +7,7 @@ its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`, reported by
 """
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +21,7 @@ from nirstream.core.models import build_model, load_model_config
 from nirstream.core.weights import load_model
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
-from nirstream.stream.pipeline import Pipeline
+from nirstream.stream.pipeline import Pipeline, RunStats
 from nirstream.stream.progress import Progress
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame
@@ -53,7 +54,7 @@ def run(
     try:
         for source, targets in zip(sources, per_input):
             sinks = [open_sink(spec, config.sink, **bag_sink_options(source)) for spec in targets]
-            outputs += [sink for sink in sinks if hasattr(sink, "written_path")]
+            outputs += [sink for sink in sinks if sink.written_path is not None]
             progress.start(source)
             try:
                 summary = colorize_input(source, colorizer, sinks, config, on_frame=progress)
@@ -140,7 +141,7 @@ def warn_without_sinks(sink_specs: list[str]) -> None:
 
 def colorize_input(
     source: Source, colorizer: Colorizer, sinks: list[Sink], config: RunConfig,
-    *, on_frame: Callable[[Frame, Pipeline], None] | None = None,
+    *, on_frame: Callable[[Frame, RunStats], None] | None = None, stop: threading.Event | None = None,
 ) -> Summary:
     """One input through ``colorizer`` into its opened ``sinks``: the same on one machine and on a
     cluster's worker (:mod:`nirstream.stream.cluster`), so both write the same frames. Call it
@@ -154,13 +155,13 @@ def colorize_input(
     pipeline = Pipeline(
         source, colorizer, sinks,
         capacity=config.queue.capacity, policy=config.queue.policy, max_frames=config.max_frames,
-        on_frame=on_frame,
+        on_frame=on_frame, stop=stop,
     )
     try:
         return pipeline.run()
     except NirstreamError as error:
         kept = [f"{_frames(sink.frames_written)} kept in {sink.written_path}" for sink in sinks
-                if getattr(sink, "written_path", None) is not None and sink.written_path.exists()]
+                if sink.written_path is not None and sink.written_path.exists()]
         if kept and kept[0] not in str(error):
             error.args = (f"{error} ({'; '.join(kept)})",)
         raise

@@ -35,6 +35,7 @@ from nirstream.core.errors import NirstreamError, one_line
 from nirstream.stream.bags import RawMessage
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import SinkConfig, partial_path, refuse_to_replace
 
@@ -113,7 +114,7 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-class BagSink:
+class BagSink(Sink):
     """A ``.mcap`` file (``folder=False``) or a rosbag2 folder of one MCAP file (``folder=True``).
 
     ``copy_from``: the input bag (a :class:`~nirstream.stream.sources.bag.BagSource`), whose

@@ -20,6 +20,7 @@ from loguru import logger
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import nir_to_gray8
 from nirstream.stream.sinks.spec import FOXGLOVE_PORT
 from nirstream.stream.stats import Stage
@@ -34,7 +35,7 @@ BACKLOG = 9  # messages queued per client (three frames): a slow client drops st
 STOP_TIMEOUT_S = 2.0  # the SDK's stop waits to say goodbye to every client, even one that stopped reading
 
 
-class FoxgloveSink:
+class FoxgloveSink(Sink):
     """Publishes the newest frame on a Foxglove WebSocket server at ``ws://host:port``.
 
     ``port=0`` picks a free port; ``port`` and ``url`` give the one bound after ``open``.

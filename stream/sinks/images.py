@@ -6,11 +6,12 @@ from nirstream.core.data.images import write_image
 from nirstream.core.errors import DataError
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.spec import SinkConfig, refuse_to_replace
 from nirstream.stream.sinks.compose import output_image
 
 
-class ImageSequenceSink:
+class ImageSequenceSink(Sink):
     """One file per frame in ``folder``, each the size of its frame.
 
     A frame read from an image file is saved under that file's name (``drive_0042.tif`` ->
@@ -36,6 +37,10 @@ class ImageSequenceSink:
         self.frames_written = 0
         self._bit_depth: int | None = None
         self._used: set[str] = set()
+
+    @property
+    def label(self) -> str:
+        return str(self.folder)
 
     def open(self, info: StreamInfo) -> None:
         self._bit_depth = info.bit_depth

@@ -1,9 +1,10 @@
 """A sink that discards frames: measures the pipeline without the cost of an output."""
 
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 
 
-class NullSink:
+class NullSink(Sink):
     """Counts the frames it is given, for benchmarks and tests."""
 
     def __init__(self) -> None:

@@ -21,6 +21,7 @@ import cv2
 from nirstream.stream.errors import SinkError
 from nirstream.stream.stats import Stage
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import PREVIEW_PORT, SinkConfig
 
@@ -48,7 +49,7 @@ poll(); setInterval(poll, 1000);
 """
 
 
-class PreviewSink:
+class PreviewSink(Sink):
     """Serves the newest frame (NIR | RGB by default) as MJPEG at ``http://host:port/``.
 
     ``port=0`` picks a free port; ``port`` and ``url`` give the one bound after ``open``.

@@ -33,6 +33,7 @@ from loguru import logger
 from nirstream.core.errors import one_line
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import SinkConfig, partial_path, refuse_to_replace
 
@@ -56,7 +57,7 @@ DEFAULT_FPS = 30.0
 """The nominal rate when the source does not know its own (an image folder, some cameras)."""
 
 
-class VideoSink:
+class VideoSink(Sink):
     """A video file (``.mp4``, ``.mov``, ``.mkv``), H.264 in yuv420p by default.
 
     ``crf`` and ``preset`` are passed to the encoder as codec options (x264/x265 semantics).

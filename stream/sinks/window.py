@@ -11,6 +11,7 @@ import cv2
 
 from nirstream.stream.errors import SinkError
 from nirstream.stream.frame import Frame, StreamInfo
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import SinkConfig
 
@@ -18,7 +19,7 @@ QUIT_KEYS = frozenset({ord("q"), ord("Q")})
 NO_DISPLAY = "no display available for the window sink"
 
 
-class WindowSink:
+class WindowSink(Sink):
     """Shows each frame (NIR | RGB by default) and polls the keyboard once per frame."""
 
     shows_latest = True  # the pipeline hands it the freshest frame and never waits for it

@@ -11,6 +11,7 @@ import pytest
 from nirstream.stream.errors import SinkError, SourceError
 from nirstream.stream.frame import Frame, StreamInfo
 from nirstream.stream.pipeline import FrameQueue, Pipeline
+from nirstream.stream.sinks.base import Sink
 from nirstream.stream.stats import Stage
 
 
@@ -47,7 +48,7 @@ class Gray:
             yield frame
 
 
-class ListSink:
+class ListSink(Sink):
     def __init__(self, delay=0.0, fail_at=None):
         self.frames, self.delay, self.fail_at = [], delay, fail_at
         self.opened = self.closed = False
