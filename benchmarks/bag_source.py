@@ -29,7 +29,7 @@ from nirstream.core.assets import demo_clip
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline
-from nirstream.stream.run import pick_model
+from nirstream.core.models import create_model
 from nirstream.stream.sinks import NullSink
 from nirstream.stream.sources import open_source
 
@@ -106,7 +106,7 @@ def main() -> None:
                 seconds, count = read_seconds(paths[name])
                 assert count == args.frames, (name, count)
                 reads[name].append(count / seconds)
-        colorizer = Colorizer(pick_model(RunConfig()), RunConfig().engine)
+        colorizer = Colorizer(create_model(), RunConfig().engine)
         colorizer.warmup(SIZE[1], SIZE[0])
         colour = {name: [] for name in paths}
         for round_index in range(args.rounds):

@@ -18,7 +18,7 @@ import torch
 
 from nirstream.core.data import PairedFolderDataset
 from nirstream.core.metrics import image_metrics
-from nirstream.core.assets import require_shipped
+from nirstream.core.assets import shipped_weights
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    args.weights = args.weights or require_shipped("colormamba-lite")
+    args.weights = args.weights or shipped_weights("colormamba-lite")
     model = load_model(args.weights)
     modes = {
         "full": Colorizer(model, ColorizerConfig(device="cpu", warmup=False)),

@@ -32,8 +32,7 @@ import torch
 from nirstream.core.assets import demo_clip
 from nirstream.core.metrics import CDCMeter, psnr
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig, TemporalConfig
-from nirstream.stream.config import RunConfig
-from nirstream.stream.run import pick_model
+from nirstream.core.models import create_model
 from nirstream.stream.sources import VideoSource
 
 from results import load, update_section
@@ -96,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2, help="timing rounds, modes alternated")
     args = parser.parse_args()
-    model = pick_model(RunConfig())
+    model = create_model()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         clips = [("demo clip (3 shots, cuts left out)", demo_clip(), make_demo_twin(Path(folder)))]

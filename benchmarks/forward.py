@@ -65,15 +65,14 @@ def one(precision: str, backend: str, frames: int) -> dict:
 
     keep_freed_memory()  # as the nirstream command does (a no-op under GLIBC_DEFAULTS)
     from nirstream.stream.colorizer import Colorizer, ColorizerConfig
-    from nirstream.stream.config import RunConfig
-    from nirstream.stream.run import pick_model
+    from nirstream.core.models import create_model
     from nirstream.stream.sources import VideoSource
 
     logger.remove()
     with VideoSource(demo_clip()) as source:
         frame = next(iter(source))
     frame.nir = cv2.resize(frame.nir, (640, 512), interpolation=cv2.INTER_CUBIC)
-    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu", precision=precision, backend=backend))
+    colorizer = Colorizer(create_model(), ColorizerConfig(device="cpu", precision=precision, backend=backend))
     start = time.perf_counter()
     colorizer.warmup(512, 640)
     warmup_s = time.perf_counter() - start

@@ -19,7 +19,8 @@ from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.bench import frame_flops, measure_peak_tflops
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
-from nirstream.stream.run import pick_model, run
+from nirstream.core.models import create_model
+from nirstream.stream.run import run
 
 from results import load, update_section
 
@@ -36,7 +37,7 @@ def main() -> None:
     logger.add(lambda message: choices.append(message.record["message"]), level="INFO",
                filter=lambda record: record["message"].startswith("precision:"))
     peak = measure_peak_tflops(torch.device("cpu"), "fp32")
-    colorizer = Colorizer(pick_model(RunConfig()), RunConfig().engine)
+    colorizer = Colorizer(create_model(), RunConfig().engine)
     lines = [
         f"Shipped CPU model, `precision: auto`, torch threads {torch.get_num_threads()}; measured fp32 matmul rate "
         f"{peak * 1e3:.0f} GFLOP/s; load before: {load()}",

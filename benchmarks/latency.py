@@ -21,10 +21,9 @@ from nirstream.core.metrics import psnr
 from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.bench import bench_matrix, table, write_chart, write_json
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
-from nirstream.stream.config import RunConfig
 from nirstream.stream.export import check_frames
 from nirstream.stream.frame import Frame
-from nirstream.stream.run import pick_model
+from nirstream.core.models import create_model
 
 from results import update_section
 
@@ -60,7 +59,7 @@ def main() -> None:
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     tile_batch = args.tile_batch if args.tile_batch == "auto" else int(args.tile_batch)
     engine = ColorizerConfig(device=args.device, tile_batch=tile_batch)
-    models = {name: pick_model(RunConfig(model=name, engine=engine)) for name in args.models}
+    models = {name: create_model(name, untrained=True) for name in args.models}
 
     results = bench_matrix(models, engine, args.backends, args.precisions, sizes, args.frames)
     accuracy = []

@@ -24,8 +24,7 @@ from loguru import logger
 from nirstream.core.assets import demo_clip
 from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
-from nirstream.stream.config import RunConfig
-from nirstream.stream.run import pick_model
+from nirstream.core.models import create_model
 from nirstream.stream.sources import VideoSource
 
 from results import load, update_section
@@ -54,7 +53,7 @@ def main() -> None:
     keep_freed_memory()
     logger.remove()
     load_before = load()
-    model = pick_model(RunConfig())
+    model = create_model()
     with VideoSource(demo_clip()) as source:
         frames = [frame for _, frame in zip(range(args.frames), source)]
     loading = Colorizer(model, ColorizerConfig(device="cpu", precision="fp32"))

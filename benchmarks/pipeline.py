@@ -32,9 +32,8 @@ import torch
 from nirstream.core.assets import demo_clip
 from nirstream.stream.allocator import keep_freed_memory
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
-from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline
-from nirstream.stream.run import pick_model
+from nirstream.core.models import create_model
 from nirstream.stream.sinks import VideoSink
 from nirstream.stream.sources import VideoSource
 
@@ -109,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()  # as the nirstream command does
 
-    model = pick_model(RunConfig())
+    model = create_model()
     colorizer = Colorizer(model, ColorizerConfig(device="cpu"))
     tiled = Colorizer(model, ColorizerConfig(device="cpu", tile=640))  # the fixed tiles before engine.tile: auto
     load_before = load()

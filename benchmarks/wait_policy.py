@@ -40,13 +40,12 @@ def one(clip: Path, frames: int) -> dict:
 
     from nirstream.stream.allocator import keep_freed_memory
     from nirstream.stream.colorizer import Colorizer, ColorizerConfig
-    from nirstream.stream.config import RunConfig
-    from nirstream.stream.run import pick_model
+    from nirstream.core.models import create_model
     from nirstream.stream.sources import VideoSource
 
     keep_freed_memory()  # as the nirstream command does
     logger.remove()
-    colorizer = Colorizer(pick_model(RunConfig()), ColorizerConfig(device="cpu", precision="fp32"))
+    colorizer = Colorizer(create_model(), ColorizerConfig(device="cpu", precision="fp32"))
     with VideoSource(clip) as probe:
         colorizer.warmup(probe.info.height, probe.info.width)
     with tempfile.TemporaryDirectory() as folder:

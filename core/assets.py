@@ -31,25 +31,6 @@ def shipped_weights(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def require_shipped(name: str) -> Path:
-    """The shipped weights of model ``name``; a one-line error naming the shipped ones if none."""
-    path = shipped_weights(name)
-    if path is None:
-        raise ConfigError(f"no shipped weights for '{name}': shipped models are {', '.join(shipped_models()) or 'none'}")
-    return path
-
-
-def default_model(device_type: str) -> str:
-    """The best shipped model for a device type (``cpu``, ``cuda``)."""
-    available = [name for name in DEFAULT_MODELS.get(device_type, ()) if shipped_weights(name) is not None]
-    if not available:
-        raise ConfigError(
-            f"no shipped weights for device type '{device_type}' in {assets_dir() / 'weights'}: "
-            "pass --weights or --model"
-        )
-    return available[0]
-
-
 def demo_clip() -> Path:
     """The bundled real-NIR demo clip (``nirstream run`` with no --source)."""
     path = assets_dir() / "demo" / "nir-demo.mp4"

@@ -300,20 +300,19 @@ def run_train(args: argparse.Namespace) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> None:
-    from nirstream.core.assets import require_shipped
     from nirstream.core.data import CsvPairedDataset, PairedFolderDataset
     from nirstream.core.errors import ConfigError
-    from nirstream.core.evaluate import contact_sheet, evaluate, write_report
     from nirstream.core.device import resolve_device
+    from nirstream.core.evaluate import contact_sheet, evaluate, write_report
+    from nirstream.core.models import create_model
     from nirstream.core.train import load_train_config
     from nirstream.core.train.datasets import test_sets, validation_sets
-    from nirstream.core.weights import load_model
 
     if args.test and args.config is None:
         raise ConfigError("--test scores a train config's test split: give it with --config")
     device = resolve_device(args.device)
-    weights = args.weights or require_shipped(args.model)
-    model = load_model(weights, device)
+    model = create_model(args.weights or args.model, device=device)
+    label = Path(args.weights).stem if args.weights else args.model
     if args.video is not None:
         from nirstream.stream.config import load_run_config
         from nirstream.stream.video_eval import evaluate_video
@@ -342,21 +341,19 @@ def run_eval(args: argparse.Namespace) -> None:
             print(f"\n{name}:")
         print(report.table())
         if len(sets) > 1:
-            out = (args.out or Path("runs") / "eval" / weights.stem) / name
+            out = (args.out or Path("runs") / "eval" / label) / name
         else:
-            out = args.out or Path("runs") / "eval" / f"{weights.stem}-{name}"
+            out = args.out or Path("runs") / "eval" / f"{label}-{name}"
         logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
         if args.sheet_rows > 0:
             logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
 
 
 def run_bench(args: argparse.Namespace) -> None:
-    from nirstream.core.assets import default_model
     from nirstream.core.errors import ConfigError
-    from nirstream.core.device import resolve_device
+    from nirstream.core.models import create_model, default_name
     from nirstream.stream.bench import RESOLUTIONS, bench_matrix, table, write_chart, write_json
     from nirstream.stream.config import load_run_config
-    from nirstream.stream.run import pick_model
 
     config = load_run_config(None, [f"engine.device={args.device}", *args.overrides])
     pool = None
@@ -372,10 +369,9 @@ def run_bench(args: argparse.Namespace) -> None:
     elif args.topic is not None:
         raise ConfigError("--topic chooses the camera topic of a bag given with --source")
     models = {}
-    for spec in args.models or [default_model(resolve_device(args.device).type)]:
-        is_file = spec.endswith(".safetensors")
-        config.weights, config.model = (spec, None) if is_file else (None, spec)
-        models[Path(spec).stem if is_file else spec] = pick_model(config)
+    for spec in args.models or [default_name(args.device)]:
+        name = Path(spec).stem if spec.endswith(".safetensors") else spec
+        models[name] = create_model(spec, untrained=True)
     results = bench_matrix(
         models, config.engine, args.backends or ["eager"], args.precisions or ["fp32"],
         args.sizes or list(RESOLUTIONS), args.frames, pool,
@@ -386,17 +382,17 @@ def run_bench(args: argparse.Namespace) -> None:
 
 
 def run_export(args: argparse.Namespace) -> None:
-    from nirstream.core.assets import default_model, demo_clip, require_shipped
-    from nirstream.core.weights import load_model
+    from nirstream.core.assets import demo_clip
+    from nirstream.core.models import create_model, default_name
     from nirstream.stream.export import export
 
-    weights = args.weights or require_shipped(args.model or default_model("cpu"))
-    model = load_model(weights)
+    spec = str(args.weights or args.model or default_name("cpu"))
+    model = create_model(spec)
     width, height = args.size
     check = None if args.no_check else (args.check_source or str(demo_clip()))
     out = export(model, args.format, args.out, width, height, batch=args.batch, precision=args.precision,
                  check_source=check)
-    logger.info(f"exported {weights.name} as {args.format}: {out.resolve()}")
+    logger.info(f"exported {Path(spec).name} as {args.format}: {out.resolve()}")
 
 
 def configure_logging(debug: bool, as_json: bool) -> None:

@@ -194,11 +194,11 @@ class ColorizeWorker:
         import torch
 
         from nirstream.stream.colorizer import Colorizer
-        from nirstream.stream.run import pick_model
+        from nirstream.stream.run import model_for
 
         if self.colorizer is None:
             torch.set_num_threads(self.threads)
-            self.colorizer = Colorizer(pick_model(self.config), self.config.engine)
+            self.colorizer = Colorizer(model_for(self.config), self.config.engine)
 
     def colorize(self, job: int, attempt: int, spec: str, targets: list[SinkSpec], tally: Any) -> Summary:
         """Colorize one file into its sinks, reporting progress to ``tally`` as it goes."""
@@ -272,12 +272,12 @@ def run_on_cluster(
     ``on_progress`` is called on the driver with the jobs about twice a second.
     """
     ray = import_ray()
-    from nirstream.stream.run import pick_model, warn_without_sinks, write_summaries
+    from nirstream.stream.run import model_for, warn_without_sinks, write_summaries
 
     jobs, folders = plan_jobs(source_spec, sink_specs, config)
     if config.weights:
         config = replace(config, weights=str(Path(config.weights).expanduser().resolve()))
-    pick_model(config)  # a bad --weights or --model fails here, once, not in every worker
+    model_for(config)  # a bad --weights or --model fails here, once, not in every worker
     warn_without_sinks(sink_specs)
     started_here = connect(ray, cluster.address, quiet=log_json)
     try:

@@ -1,7 +1,7 @@
 """``nirstream run``: one or many inputs through the colorizer into the chosen sinks.
 
-This is where the pipeline is assembled in one visible place: the model (given weights, a
-shipped model, or an untrained config for latency work), the colorizer, and for each input its source,
+This is where the pipeline is assembled in one visible place: the model
+(:func:`~nirstream.core.models.create_model`), the colorizer, and for each input its source,
 its sinks and a :class:`~nirstream.stream.pipeline.Pipeline`, reported by
 :class:`~nirstream.stream.progress.Progress`.
 """
@@ -14,11 +14,8 @@ from pathlib import Path
 
 from loguru import logger
 
-from nirstream.core.assets import DEFAULT_MODELS, default_model, shipped_models, shipped_weights
-from nirstream.core.device import resolve_device
 from nirstream.core.errors import ConfigError, NirstreamError
-from nirstream.core.models import build_model, load_model_config
-from nirstream.core.weights import load_model
+from nirstream.core.models import create_model
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline, RunStats
@@ -43,7 +40,7 @@ def run(
     warning); return one summary per input. ``bars``: progress bars (a terminal), else log lines."""
     _, sources, per_input = open_inputs(source_spec, sink_specs, config)
     try:
-        colorizer = Colorizer(pick_model(config), config.engine)
+        colorizer = Colorizer(model_for(config), config.engine)
     except BaseException:
         for source in sources:
             source.close()
@@ -114,6 +111,12 @@ def open_inputs(
     return inputs, sources, per_input
 
 
+def model_for(config: RunConfig):
+    """The model a run config names: ``weights``, else ``model`` (untrained allowed, for timing),
+    else the shipped default for ``engine.device`` (:func:`~nirstream.core.models.create_model`)."""
+    return create_model(config.weights or config.model, device=config.engine.device, untrained=True)
+
+
 def source_options(spec: str, config: RunConfig) -> dict:
     """The options of the source ``spec`` names: a camera's format, a bag's topic."""
     if is_camera_spec(spec):
@@ -180,28 +183,6 @@ def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:
             check_writable(spec.path)
         elif spec.kind == "folder":
             check_writable(spec.path / "image.png")
-
-
-def pick_model(config: RunConfig):
-    """The model ``config`` names; see :class:`~nirstream.stream.config.RunConfig` for the order."""
-    if config.weights:
-        return load_model(config.weights)
-    name = config.model
-    if not name:
-        device_type = resolve_device(config.engine.device).type
-        name, preferred = default_model(device_type), DEFAULT_MODELS[device_type][0]
-        if name != preferred:
-            logger.info(f"no {preferred} weights ship with this version: using {name}")
-    shipped = shipped_weights(name)
-    if shipped is not None:
-        logger.info(f"model: {name} (shipped weights, {shipped})")
-        return load_model(shipped)
-    model_config = load_model_config(name)  # an unknown name fails here, before any warning
-    logger.warning(
-        f"no trained weights for {name}: running it untrained (colours are meaningless; use this "
-        f"for latency and throughput only). Shipped models: {', '.join(shipped_models()) or 'none'}"
-    )
-    return build_model(model_config).eval()
 
 
 def _frames(count: int) -> str:

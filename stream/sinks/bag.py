@@ -18,7 +18,6 @@ every :data:`CHUNK_SECONDS` of the drive's time, so a killed run loses at most t
 rosbag2 folder's ``metadata.yaml`` is written when the bag opens and again when it closes.
 """
 
-import errno
 import os
 import shutil
 from collections.abc import Iterator

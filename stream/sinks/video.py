@@ -22,7 +22,6 @@ frame without a pts is placed at index/fps; a timestamp that does not increase i
 tick after the previous one, since the muxer needs strictly increasing timestamps.
 """
 
-import errno
 from fractions import Fraction
 from pathlib import Path
 

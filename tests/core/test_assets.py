@@ -4,9 +4,9 @@
 import numpy as np
 import pytest
 
-from nirstream.core.assets import assets_dir, default_model, demo_clip, require_shipped, shipped_models, shipped_weights
+from nirstream.core.assets import assets_dir, demo_clip, shipped_models, shipped_weights
 from nirstream.core.errors import ConfigError
-from nirstream.core.models import build_model, load_model_config
+from nirstream.core.models import build_model, create_model, default_name, load_model_config
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
@@ -22,22 +22,24 @@ def test_the_cpu_default_ships_and_unknown_names_do_not():
     assert "colormamba-lite" in SHIPPED
     assert shipped_weights("colormamba-paper") is None
     with pytest.raises(ConfigError, match="no shipped weights for 'colormamba-paper'"):
-        require_shipped("colormamba-paper")
+        create_model("colormamba-paper")  # a config without weights: only for timing (untrained=True)
 
 
 def test_default_model_takes_the_best_shipped_one_for_the_device(monkeypatch):
-    from nirstream.core import assets
+    import torch
 
-    assert default_model("cpu") == "colormamba-lite"
-    assert default_model("cuda") == ("colormamba-base" if "colormamba-base" in SHIPPED else "colormamba-lite")
-    real = assets.shipped_weights
-    monkeypatch.setattr(assets, "shipped_weights", lambda name: real("colormamba-lite"))  # everything "ships"
-    assert default_model("cuda") == "colormamba-base"
+    from nirstream.core.models import factory
+
+    assert default_name("cpu") == "colormamba-lite"
+    real = factory.shipped_weights
+    monkeypatch.setattr(factory, "shipped_weights", lambda name: real("colormamba-lite"))  # everything "ships"
+    monkeypatch.setattr(factory, "resolve_device", lambda name: torch.device(name))
+    assert default_name("cuda") == "colormamba-base"
     with pytest.raises(ConfigError, match="mps"):
-        default_model("mps")
-    monkeypatch.setattr(assets, "shipped_weights", lambda name: None)
+        default_name("mps")
+    monkeypatch.setattr(factory, "shipped_weights", lambda name: None)
     with pytest.raises(ConfigError, match="pass --weights or --model"):
-        default_model("cpu")
+        default_name("cpu")
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -140,7 +142,7 @@ def test_the_cpu_default_beats_the_gray_nir_on_the_test_scenes(monkeypatch, scen
         def forward(self, nir):
             return nir.expand(-1, 3, -1, -1)
 
-    model = load_model(shipped_weights(default_model("cpu")))
+    model = create_model()
     ours, gray = (evaluate(m, scenes, torch.device("cpu")).mean for m in (model, Gray()))
     assert ours["psnr"] > gray["psnr"], (ours, gray)
 

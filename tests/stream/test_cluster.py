@@ -134,8 +134,8 @@ def test_a_worker_runs_the_model_on_one_thread_whichever_thread_ray_calls_it_on(
         return real_colorize_input(*args, **kwargs)
 
     monkeypatch.setattr(run_module, "colorize_input", colorize_input)
-    real_pick_model = run_module.pick_model
-    monkeypatch.setattr(run_module, "pick_model", lambda config: model_threads.append(threading.get_ident()) or real_pick_model(config))
+    real_model_for = run_module.model_for
+    monkeypatch.setattr(run_module, "model_for", lambda config: model_threads.append(threading.get_ident()) or real_model_for(config))
 
     class Tally:  # stands in for the driver's Tally actor
         class add:

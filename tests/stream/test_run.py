@@ -115,16 +115,17 @@ def test_run_with_no_source_colorizes_the_demo_into_the_current_folder(tmp_path,
 def test_default_model_follows_the_device(monkeypatch, capsys):
     import torch
 
+    from nirstream.core.models import factory
     from nirstream.stream import run as run_module
     from nirstream.stream.cli import configure_logging
     from nirstream.stream.config import RunConfig
 
     configure_logging(debug=False, as_json=False)
     lite = read_metadata(shipped_weights("colormamba-lite"))["model"]
-    assert run_module.pick_model(RunConfig()).config == lite
-    monkeypatch.setattr(run_module, "resolve_device", lambda name: torch.device("cuda"))  # loads on the CPU still
+    assert run_module.model_for(RunConfig()).config == lite
+    monkeypatch.setattr(factory, "resolve_device", lambda name: torch.device("cuda"))
     base = shipped_weights("colormamba-base")
-    assert run_module.pick_model(RunConfig()).config == (read_metadata(base)["model"] if base else lite)
+    assert factory.default_name("auto") == ("colormamba-base" if base else "colormamba-lite")
     if base is None:
         assert "no colormamba-base weights ship with this version: using colormamba-lite" in capsys.readouterr().err
 
