@@ -94,16 +94,7 @@ def test_a_truncated_video_is_an_error_after_its_frames_in_every_container(tmp_p
     count, an MKV of its declared duration, a fragmented MP4 ends inside a packet; each yields
     its complete frames, then fails naming the file and the frames read. An MP4 with its index
     at the end cannot be opened at all."""
-    frames = random_frames(20, 64, 48, 255, np.uint8)
-    faststart = tmp_path / "faststart.mp4"
-    with av.open(str(faststart), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=RATE, options={"qp": "0"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray"
-        for index, pixels in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(pixels, format="gray")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    faststart = _faststart_mp4(tmp_path / "faststart.mp4", random_frames(20, 64, 48, 255, np.uint8))
 
     def cut(path: Path) -> Path:
         data = path.read_bytes()
@@ -365,16 +356,7 @@ def test_expand_inputs_splits_a_glob_of_videos(videos) -> None:
 def test_a_video_one_frame_short_is_reported(tmp_path: Path) -> None:
     """The last frame's packet cut off exactly at its start: every other frame is whole, and
     only the header's count (20 frames) tells the file is short."""
-    frames = random_frames(20, 64, 48, 255, np.uint8)
-    path = tmp_path / "short.mp4"
-    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=RATE, options={"qp": "0"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "gray"
-        for index, pixels in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(pixels, format="gray")
-            frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    path = _faststart_mp4(tmp_path / "short.mp4", random_frames(20, 64, 48, 255, np.uint8))
     with av.open(str(path)) as container:
         last = max((packet for packet in container.demux(video=0) if packet.size), key=lambda p: p.pos)
         start = last.pos
@@ -384,3 +366,17 @@ def test_a_video_one_frame_short_is_reported(tmp_path: Path) -> None:
         with VideoSource(path) as source:
             decoded.extend(frame.nir for frame in source)
     assert len(decoded) == 19
+
+
+def _faststart_mp4(path: Path, frames: list[np.ndarray]) -> Path:
+    """Lossless H.264 in an MP4 whose index (and so its frame count) comes first."""
+    height, width = frames[0].shape
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=RATE, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "gray"
+        for index, pixels in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(pixels, format="gray")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
