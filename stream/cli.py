@@ -70,8 +70,22 @@ use your own); TensorRT needs a CUDA machine with torch-tensorrt.""",
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are JSON objects too when the command line asks for ``--log-json``."""
+
+    json_errors = False
+
+    def error(self, message: str):
+        if not _Parser.json_errors:
+            super().error(message)
+        import json
+
+        print(json.dumps({"level": "ERROR", "message": f"{self.prog}: {message}", "exit_code": 2}), file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nirstream",
         description="Real-time near-infrared to RGB colorization with ColorMamba.",
         epilog="Run 'nirstream COMMAND --help' for a command's options and examples.",
@@ -191,7 +205,9 @@ def _add_eval(commands: argparse._SubParsersAction) -> None:
                           help="split folder or CSV split value; none for <data>/nir and <data>/rgb (default: val)")
     evaluate.add_argument("--only", help="comma-separated pair names: score just these (a held-out part)")
     evaluate.add_argument("--out", type=Path, help="folder for metrics.json and contact_sheet.png "
-                          "(default: runs/eval/<weights>-<split>)")
+                          "(default: runs/eval/<weights>-<split>, numbered -2, -3... when taken)")
+    evaluate.add_argument("-y", "--overwrite", action="store_true",
+                          help="replace the report in an --out folder that holds one (without it eval refuses)")
     evaluate.add_argument("--sheet-rows", type=_non_negative, default=8,
                           help="images on the contact sheet, 0 for none (default: 8)")
     evaluate.add_argument("--fid-weights", type=Path,
@@ -335,18 +351,30 @@ def run_eval(args: argparse.Namespace) -> None:
         sets = [(args.split, CsvPairedDataset(args.data, split=split, only=only))]
     else:
         sets = [(args.split, PairedFolderDataset(args.data, split, only=only))]
+    base = _eval_folder(args.out, Path("runs") / "eval" / (label if len(sets) > 1 else f"{label}-{sets[0][0]}"),
+                        args.overwrite)
     for name, dataset in sets:
         report = evaluate(model, dataset, device, keep_images=args.sheet_rows, fid_weights=args.fid_weights)
         if len(sets) > 1:
             print(f"\n{name}:")
         print(report.table())
-        if len(sets) > 1:
-            out = (args.out or Path("runs") / "eval" / label) / name
-        else:
-            out = args.out or Path("runs") / "eval" / f"{label}-{name}"
+        out = base / name if len(sets) > 1 else base
         logger.info(f"metrics: {write_report(report, out / 'metrics.json')}")
         if args.sheet_rows > 0:
             logger.info(f"contact sheet: {contact_sheet(report, out / 'contact_sheet.png')}")
+
+
+def _eval_folder(out: Path | None, default: Path, overwrite: bool) -> Path:
+    """Where an evaluation's report goes, never over an earlier one unasked: the default folder
+    takes the next free number (``best-val-2``...); a given ``--out`` that holds a report is
+    refused without ``--overwrite``."""
+    from nirstream.core.errors import ConfigError
+
+    if out is None:
+        return free_path(default)
+    if not overwrite and out.exists() and any(out.rglob("metrics.json")):
+        raise ConfigError(f"{out} holds an earlier evaluation: pass --overwrite (or -y) to replace it, or choose another --out")
+    return out
 
 
 def run_bench(args: argparse.Namespace) -> None:
@@ -418,6 +446,7 @@ for them (``stream/allocator.py``). Training was measured no faster tuned, so it
 
 
 def main(argv: list[str] | None = None) -> int:
+    _Parser.json_errors = "--log-json" in (sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     configure_logging(args.debug, args.log_json)
     from nirstream.core.errors import NirstreamError, one_line
@@ -429,20 +458,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.handler(args)
     except KeyboardInterrupt:
-        print("nirstream: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args, "interrupted", 130)
     except (NirstreamError, OSError) as exc:  # bad input: one line, and the traceback with --debug
         if args.debug:
             traceback.print_exc()
-        print(f"nirstream: error: {one_line(exc, with_file=True)}", file=sys.stderr)
-        return 2 if isinstance(exc, NirstreamError) else 1
+        return _fail(args, f"error: {one_line(exc, with_file=True)}", 2 if isinstance(exc, NirstreamError) else 1)
     except Exception as exc:  # a bug, not bad input: still one line unless --debug
         if args.debug:
             traceback.print_exc()
-        print(f"nirstream: internal error: {type(exc).__name__}: {one_line(exc, with_file=True)} "
-              "(run again with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _fail(args, f"internal error: {type(exc).__name__}: {one_line(exc, with_file=True)} "
+                           "(run again with --debug for the traceback)", 1)
     return code or 0
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    """The line that ends a failed command, on stderr: ``nirstream: <message>``, or with
+    ``--log-json`` a JSON object like every other line (level, message, exit code)."""
+    if args.log_json:
+        import json
+
+        print(json.dumps({"level": "ERROR", "message": message, "exit_code": code, "command": args.command}),
+              file=sys.stderr)
+    else:
+        print(f"nirstream: {message}", file=sys.stderr)
+    return code
 
 
 def _free_name(path: Path) -> str:

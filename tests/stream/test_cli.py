@@ -173,3 +173,43 @@ def test_eval_video_reports_flicker_and_error_against_a_truth_video(weights, tmp
     assert "CDC of the ground truth: 0." in out and "excess flicker" in out and "PSNR" in out
     assert main([*base, "--truth", str(tmp_path / "missing.mkv")]) == 2
     assert "ground truth not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--source", "nosuch.mp4"],
+    ["train", "--config", "colormamba-lite", "--set", "nope.key=1"],
+    ["eval", "--model", "colormamba-paper", "--data", "nowhere"],
+    ["bench", "--model", "nosuch.safetensors"],
+    ["export", "--format", "onnx", "--out", "x.onnx", "--weights", "nosuch.safetensors"],
+    ["run", "--bogus-option"],
+])
+def test_with_log_json_the_error_that_ends_a_command_is_a_json_object(argv, capsys):
+    import json
+
+    try:
+        code = main([*argv, "--log-json"])
+    except SystemExit as exit:  # argparse's own usage errors
+        code = exit.code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 2 and lines
+    for line in lines:  # every stderr line, the last one included
+        json.loads(line)
+    last = json.loads(lines[-1])
+    assert last["level"] == "ERROR" and last["exit_code"] == 2 and last["message"]
+
+
+def test_a_second_eval_never_replaces_the_first(weights, tmp_path, monkeypatch):
+    from pairs import write_pairs
+
+    _, path = weights
+    write_pairs(tmp_path / "data", "val", [("a", 1), ("b", 2)])
+    monkeypatch.chdir(tmp_path)
+    base = ["eval", "--weights", str(path), "--data", str(tmp_path / "data"), "--sheet-rows", "0"]
+    assert main(base) == 0 and main(base) == 0
+    first, second = tmp_path / "runs" / "eval" / f"{path.stem}-val", tmp_path / "runs" / "eval" / f"{path.stem}-val-2"
+    assert (first / "metrics.json").exists() and (second / "metrics.json").exists()
+    (first / "metrics.json").write_text("kept")
+    assert main([*base, "--out", str(first)]) == 2  # an --out that holds a report: refused
+    assert (first / "metrics.json").read_text() == "kept"
+    assert main([*base, "--out", str(first), "--overwrite"]) == 0
+    assert (first / "metrics.json").read_text() != "kept"
