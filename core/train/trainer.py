@@ -43,6 +43,7 @@ from nirstream.core.train.gan import Adversary
 from nirstream.core.train.records import duration, new_run_dir, warn_changed, write_metrics
 from nirstream.core.train.steps import amp_dtype, autocast, optimizer_step
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from nirstream.core.train.stop import StopRequest
 from nirstream.core.train.config import OptimConfig, TrainConfig
 from nirstream.core.train.datasets import training_mixture, validation_sets
 from nirstream.core.train.init import init_provenance, load_init_weights
@@ -101,6 +102,9 @@ class Trainer:
         self.config = config
         self.context = context
         self.device = context.device
+        self._stop = StopRequest()
+        self._skip_steps = 0  # steps of the next epoch a stopped run already took (resume)
+        self._steps_done = 0
         checkpoint = load_checkpoint(resume) if resume is not None else None
         _seed_everything(config.run.seed)
 
@@ -171,6 +175,7 @@ class Trainer:
 
     def _fit(self) -> Path:
         log_sink = logger.add(self.run_dir / "train.log", level="INFO") if self.context.is_main else None
+        self._stop.install(self.context.world_size == 1)
         try:
             self._log_start()
             if not self.history:
@@ -179,6 +184,8 @@ class Trainer:
             for epoch in range(self.epoch + 1, self.config.optim.epochs + 1):
                 started = time.perf_counter()
                 train_terms = self._train_epoch(epoch)
+                if self._stop.requested:
+                    self._stop_cleanly(epoch)
                 self.epoch = epoch
                 self._record({"epoch": epoch, "lr": self._lr(), **train_terms, **self._validate()}, started)
                 if epoch % self.config.run.checkpoint_every == 0 or epoch == self.config.optim.epochs:
@@ -186,13 +193,31 @@ class Trainer:
             if self.best["epoch"] is not None:
                 logger.info("best epoch {}: val score {:.3f} dB in {}", self.best["epoch"], self.best["val_score"], self.run_dir)
         except KeyboardInterrupt:
-            if (self.run_dir / CHECKPOINT_NAME).is_file():
+            if not self._stop.requested and (self.run_dir / CHECKPOINT_NAME).is_file():
                 logger.warning("interrupted; continue from the last checkpoint with --resume {}", self.run_dir / CHECKPOINT_NAME)
             raise
         finally:
+            self._stop.uninstall()
             if log_sink is not None:
                 logger.remove(log_sink)
         return self.run_dir
+
+    def _stop_cleanly(self, epoch: int) -> None:
+        """SIGINT or SIGTERM came: after the step in flight, keep a checkpoint that resumes at
+        the next step and the weights so far, say where they are, and stop (KeyboardInterrupt)."""
+        self._save_checkpoint(step=self._steps_done)
+        if self.context.is_main:
+            info = {"epoch": epoch - 1, "stopped_at": {"epoch": epoch, "step": self._steps_done},
+                    "config": to_dict(self.config)}
+            save_weights(self.result, self.run_dir / "last.safetensors", info=info)
+            best = self.run_dir / "best.safetensors"
+            if not best.is_file():  # no epoch finished: the weights so far are the best there are
+                save_weights(self.result, best, info=info)
+            logger.warning(
+                "stopped at epoch {} step {}/{}: weights in {} (best.safetensors, last.safetensors); continue "
+                "with: nirstream train --config <config> --resume {}",
+                epoch, self._steps_done, self.steps_per_epoch, self.run_dir, self.run_dir / CHECKPOINT_NAME)
+        raise KeyboardInterrupt
 
     @property
     def result(self) -> nn.Module:
@@ -218,14 +243,22 @@ class Trainer:
             disable=not (self.context.is_main and sys.stderr.isatty()),
         )
         started = time.perf_counter()
+        skip, self._skip_steps = self._skip_steps, 0  # steps a stopped run already took in this epoch
+        self._steps_done = skip
+        bar.update(skip)
         with bar:
             for step, batch in zip(range(self.steps_per_epoch), self.loader):
+                if step < skip:
+                    continue
+                if self._stop.requested:
+                    break
                 nir = batch["nir"].to(self.device, non_blocking=True)
                 rgb = batch["rgb"].to(self.device, non_blocking=True)
                 terms = self._train_step(nir, rgb, step, epoch)
                 for name, value in terms.items():
                     sums[name] = sums.get(name, 0.0) + value
                     counts[name] = counts.get(name, 0) + 1
+                self._steps_done = step + 1
                 bar.update()
                 bar.set_postfix(loss=f"{terms['total']:.4f}")
                 if bar.disable and (step + 1) % self.config.run.log_every == 0:
@@ -377,11 +410,13 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, step: int = 0) -> None:
+        """``step``: steps already taken in the epoch after ``self.epoch`` (a run stopped mid-epoch)."""
         if not self.context.is_main:
             return
         state = {
             "epoch": self.epoch,
+            "step": step,
             "model_config": self.model.config,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -423,6 +458,7 @@ class Trainer:
         if self.adversary is not None:
             self.adversary.load_state_dict(checkpoint["adversary"])
         self.epoch = checkpoint["epoch"]
+        self._skip_steps = checkpoint.get("step", 0)
         self.history = list(checkpoint["history"])
         self.continues = checkpoint.get("continues")
         self.best = dict(checkpoint["best"])

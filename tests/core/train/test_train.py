@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -487,3 +488,55 @@ def test_resume_refuses_to_switch_the_encoder_between_frozen_and_training(tmp_pa
     # a plain model differing only in encoder_scale does not "grow": it is another model
     with pytest.raises(WeightsError, match="encoder_scale: file 2, run 4"):
         train(make_config(data_root, tmp_path, "scale", "model.encoder_scale=4", init))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_training_after_its_step_with_a_checkpoint_and_weights(tmp_path, sig):
+    """A real training process, signalled once its steps are under way: it finishes the step,
+    keeps a checkpoint that resumes at the next step and the weights so far, says how to
+    resume, and exits non-zero; the run then continues from it to the end."""
+    import yaml
+
+    write_pairs(tmp_path / "data", "train", [(f"pair{i}", i) for i in range(4)])
+    write_pairs(tmp_path / "data", "val", [("val0", 10)])
+    config = {
+        "model": dict(TINY_COLORMAMBA),
+        "data": {"root": str(tmp_path / "data"), "batch_size": 1, "workers": 0, "augment": {"crop": 32}},
+        "loss": {"l1": 1.0},
+        "optim": {"lr": 1e-3, "epochs": 1000, "warmup_epochs": 0},  # never ends by itself
+        "run": {"out_dir": str(tmp_path / "runs"), "name": "stopped", "device": "cpu", "log_every": 1},
+    }
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(config))
+    process = subprocess.Popen([sys.executable, "-m", "nirstream.stream.cli", "train", "--config", str(path)],
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = []
+    try:
+        for line in process.stderr:  # wait (without a clock) until steps are being taken
+            lines.append(line)
+            if " step " in line and "loss" in line:
+                break
+        process.send_signal(sig)
+        lines += process.stderr.readlines()
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    stderr = "".join(lines)
+    run_dir = tmp_path / "runs" / "stopped"
+    assert process.returncode == 130, stderr
+    assert "--resume" in stderr and str(run_dir / "checkpoint.pt") in stderr
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    assert checkpoint["epoch"] * 4 + checkpoint["step"] >= 1  # the steps taken are in it
+    assert (run_dir / "best.safetensors").is_file() and (run_dir / "last.safetensors").is_file()
+    load_model(run_dir / "best.safetensors")  # a whole weights file, evaluable as the README says
+    config["optim"]["epochs"] = checkpoint["epoch"] + 1
+    resumed = train(bind_config(config), resume=run_dir / "checkpoint.pt")
+    assert load_checkpoint(resumed / "checkpoint.pt")["epoch"] == checkpoint["epoch"] + 1
+
+
+def bind_config(data: dict):
+    from nirstream.core.config import bind
+    from nirstream.core.train.config import TrainConfig
+
+    return bind(TrainConfig, data)
