@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from nirstream.core.errors import ConfigError, NirstreamError
+from nirstream.core.errors import ConfigError, NirstreamError, one_line
 from nirstream.core.models import create_model
 from nirstream.stream.colorizer import Colorizer
 from nirstream.stream.config import RunConfig
@@ -25,6 +25,7 @@ from nirstream.stream.frame import Frame
 from nirstream.stream.sinks import open_sink, parse_sink
 from nirstream.stream.sinks.base import Sink
 from nirstream.stream.sinks.spec import SinkConfig, SinkSpec, check_writable, refuse_to_replace
+from nirstream.stream.sinks.window import check_display
 from nirstream.stream.bags import is_bag_path
 from nirstream.stream.sources.video import is_network_url
 from nirstream.stream.sources import BagSource, Source, expand_inputs, is_camera_spec, open_source, relative_names
@@ -111,6 +112,20 @@ def open_inputs(
     return inputs, sources, per_input
 
 
+def check_port(spec: SinkSpec) -> None:
+    """A one-line SinkError when a live view's port is taken (or its address not this machine's)."""
+    import socket
+
+    if not spec.port:  # 0: any free port
+        return
+    with socket.socket() as probe:
+        try:
+            probe.bind((spec.host, spec.port))
+        except OSError as error:
+            raise SinkError(f"cannot serve the {spec.kind} sink on {spec.host}:{spec.port}: {one_line(error)} "
+                            f"(choose another port: --sink {spec.kind}:PORT)") from error
+
+
 def model_for(config: RunConfig):
     """The model a run config names: ``weights``, else ``model`` (untrained allowed, for timing),
     else the shipped default for ``engine.device`` (:func:`~nirstream.core.models.create_model`)."""
@@ -178,6 +193,10 @@ def check_outputs(specs: list[SinkSpec], config: SinkConfig) -> None:
     if shared:
         raise SinkError(f"two inputs would both write {shared[0]} (their names differ only in folder or ending)")
     for spec in specs:
+        if spec.kind == "window":
+            check_display()
+        elif spec.kind in ("preview", "foxglove"):
+            check_port(spec)
         if spec.kind in ("video", "mcap", "rosbag2"):
             refuse_to_replace(spec.path, config.overwrite)
             check_writable(spec.path)

@@ -16,7 +16,14 @@ from nirstream.stream.sinks.compose import output_image
 from nirstream.stream.sinks.spec import SinkConfig
 
 QUIT_KEYS = frozenset({ord("q"), ord("Q")})
-NO_DISPLAY = "no display available for the window sink"
+NO_DISPLAY = ("no display available for the window sink (DISPLAY and WAYLAND_DISPLAY are unset): "
+              "watch it with --sink preview (a page on 127.0.0.1) or --sink foxglove")
+
+
+def check_display() -> None:
+    """A one-line SinkError on a Linux machine without a display: run checks this before any model loads."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SinkError(NO_DISPLAY)
 
 
 class WindowSink(Sink):
@@ -33,8 +40,7 @@ class WindowSink(Sink):
 
     def open(self, info: StreamInfo) -> None:
         """Create the window; a headless machine or an OpenCV built without a GUI fails here."""
-        if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise SinkError(NO_DISPLAY)
+        check_display()
         self._bit_depth = info.bit_depth
         try:
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)

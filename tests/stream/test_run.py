@@ -311,3 +311,21 @@ def test_resized_source_keeps_bit_depth_and_timestamps():
     assert (source.info.width, source.info.height) == (32, 24)
     assert all(f.nir.shape == (24, 32) and f.nir.dtype == np.uint16 for f in frames)
     assert [f.index for f in frames] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("sink", ["window", "preview", "foxglove"])
+def test_a_sink_that_cannot_work_fails_before_the_model_loads(sink, monkeypatch, capsys):
+    import socket
+
+    from nirstream.stream import run as run_module
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(run_module, "model_for", lambda config: pytest.fail("the model loaded first"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        spec = sink if sink == "window" else f"{sink}:{taken.getsockname()[1]}"
+        assert main(["run", "--source", "testsrc", "--sink", spec]) == 2
+    err = capsys.readouterr().err
+    assert ("--sink preview" in err) if sink == "window" else ("Address already in use" in err)
