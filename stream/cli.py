@@ -6,6 +6,7 @@ inside each command so ``nirstream --help`` answers at once.
 """
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -137,7 +138,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--source", help="camera, file, glob, URL, folder or testsrc "
                                       "(default: the bundled demo clip)")
     run.add_argument("--sink", dest="sinks", action="append", metavar="SINK",
-                     help=f"output (repeatable); default: {DEMO_OUTPUT} for the demo, else null")
+                     help=f"output (repeatable; missing folders are created); default: {DEMO_OUTPUT} "
+                          "for the demo, else null")
     run.add_argument("--config", help="pipeline YAML path or bundled name (live-camera, recorded-drive, benchmark)")
     _add_weights_or_model(run, required=False, model_help="a shipped model (colormamba-lite), or a model config "
                                                          "name or YAML (run untrained: for timing only)")
@@ -290,7 +292,7 @@ def run_pipeline(args: argparse.Namespace) -> int:
         source = str(demo_clip())
         sinks = sinks or [_free_name(Path(DEMO_OUTPUT))]
         logger.info(f"no --source: colorizing the bundled demo clip {source}")
-    bars = sys.stderr.isatty() and not args.log_json
+    bars = _terminal_columns() > 0 and not args.log_json
     if args.cluster is not None:
         from nirstream.stream.cluster import ClusterConfig, run_on_cluster
 
@@ -482,6 +484,17 @@ def _fail(args: argparse.Namespace, message: str, code: int) -> int:
     else:
         print(f"nirstream: {message}", file=sys.stderr)
     return code
+
+
+def _terminal_columns() -> int:
+    """The width of the terminal stderr is, 0 when it is not one or reports no width (some CI
+    and IDE terminals): progress bars need a width, and without one the log lines show progress."""
+    if not sys.stderr.isatty():
+        return 0
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except OSError:
+        return 0
 
 
 def _free_name(path: Path) -> str:

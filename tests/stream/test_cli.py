@@ -213,3 +213,16 @@ def test_a_second_eval_never_replaces_the_first(weights, tmp_path, monkeypatch):
     assert (first / "metrics.json").read_text() == "kept"
     assert main([*base, "--out", str(first), "--overwrite"]) == 0
     assert (first / "metrics.json").read_text() != "kept"
+
+
+def test_a_terminal_that_reports_no_width_gets_progress_lines_not_bars(monkeypatch):
+    import os
+    import sys
+
+    from nirstream.stream import cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((0, 0)))
+    assert cli._terminal_columns() == 0
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
+    assert cli._terminal_columns() == 120
