@@ -17,6 +17,7 @@ from loguru import logger
 from nirstream.core.errors import ConfigError, NirstreamError, one_line
 from nirstream.core.models import create_model
 from nirstream.stream.colorizer import Colorizer
+from nirstream.stream.colorizer.colorizer import busy_cpu_advice
 from nirstream.stream.config import RunConfig
 from nirstream.stream.pipeline import Pipeline, RunStats
 from nirstream.stream.progress import Progress
@@ -40,6 +41,8 @@ def run(
     """Colorize every input ``source_spec`` names into ``sink_specs`` (none: the null sink, with a
     warning); return one summary per input. ``bars``: progress bars (a terminal), else log lines."""
     _, sources, per_input = open_inputs(source_spec, sink_specs, config)
+    if advice := busy_cpu_advice(config.engine):
+        logger.warning(advice)
     try:
         colorizer = Colorizer(model_for(config), config.engine)
     except BaseException:

@@ -126,3 +126,27 @@ def test_smoothing_auto_is_on_for_videos_and_off_for_image_folders(tiny_model):
     assert not never.smoothing
     with pytest.raises(ConfigError, match="temporal.enabled"):
         ColorizerConfig(temporal=TemporalConfig(enabled="sometimes"))
+
+
+def test_a_busy_cpu_is_named_with_the_thread_count_that_fits(monkeypatch):
+    import os
+
+    import torch
+
+    from nirstream.stream.colorizer.colorizer import busy_cpu_advice
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.1, 1.0, 1.0))  # another process on one core
+        advice = busy_cpu_advice(ColorizerConfig(device="cpu"))
+        assert advice is not None and "load 1.1 on 2 cores" in advice and "engine.threads=1" in advice
+        monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.2, 0.2))  # idle: nothing to say
+        assert busy_cpu_advice(ColorizerConfig(device="cpu")) is None
+        monkeypatch.setattr(os, "getloadavg", lambda: (1.1, 1.0, 1.0))
+        assert busy_cpu_advice(ColorizerConfig(device="cpu", threads=1)) is None  # chosen: said nothing
+        Colorizer(torch.nn.Identity(), ColorizerConfig(device="cpu", threads=1, warmup=False))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
