@@ -39,6 +39,7 @@ The model: --weights FILE, else --model NAME (a shipped model, or a model config
 for timing), else the best shipped model for the device: colormamba-lite on a CPU;
 colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
     "train": """examples:
+  nirstream train --config colormamba-lite --init colormamba-lite --set optim.epochs=2 --set run.max_steps_per_epoch=10   # a quick try
   nirstream train --config colormamba-lite
   nirstream train --config configs/train/colormamba-lite.yaml --set optim.epochs=5 --set data.batch_size=4
   nirstream train --config colormamba-lite --resume runs/colormamba-lite/checkpoint.pt
@@ -61,6 +62,8 @@ colormamba-base on CUDA once its weights ship, colormamba-lite until then.""",
 Each configuration reports fps, latency p50/p99 from decoded frame to RGB in host memory, peak
 GPU memory, FLOPs per frame, the floor they imply at the device's measured matrix rate, and the
 fraction of that rate reached. Results go to OUT/bench.json and OUT/bench.png.""",
+    "cameras": """examples:
+  nirstream cameras                               # then: nirstream run --source cam0 --sink window""",
     "export": """examples:
   nirstream export --format onnx --out colormamba-lite.onnx --size 640x512
   nirstream export --model colormamba-lite --format onnx --out tile.onnx --size 640x640 --batch 4
@@ -93,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nirstream {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add_command in (_add_run, _add_train, _add_eval, _add_bench, _add_export):
+    for add_command in (_add_run, _add_train, _add_eval, _add_bench, _add_export, _add_cameras):
         add_command(commands)
     return parser
 
@@ -257,6 +260,19 @@ def _add_export(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--check-source", help="video or images to check the ONNX file on (default: the demo clip)")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime check")
     export.set_defaults(handler=run_export)
+
+
+def _add_cameras(commands: argparse._SubParsersAction) -> None:
+    cameras = _command(commands, "cameras", "list the V4L2 cameras and their pixel formats",
+                       "List the cameras this machine has (V4L2 devices): the --source name to use, "
+                       "the device, the pixel formats it offers (GREY and Y16 are NIR) and its name.")
+    cameras.set_defaults(handler=run_cameras)
+
+
+def run_cameras(args: argparse.Namespace) -> None:
+    from nirstream.stream.sources.camera_list import camera_table, list_cameras
+
+    print(camera_table(list_cameras()))
 
 
 def run_pipeline(args: argparse.Namespace) -> int:

@@ -380,3 +380,30 @@ def _faststart_mp4(path: Path, frames: list[np.ndarray]) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
     return path
+
+
+def test_cameras_are_listed_from_sysfs_with_their_formats(tmp_path: Path) -> None:
+    from nirstream.stream.sources.camera_list import camera_table, list_cameras
+
+    sysfs = tmp_path / "video4linux"
+    for number, name in ((0, "NIR Camera: Y16"), (2, "Integrated Webcam"), (10, "busy")):
+        (sysfs / f"video{number}").mkdir(parents=True)
+        (sysfs / f"video{number}" / "name").write_text(name + "\n")
+
+    def formats_of(device: str) -> list[str]:
+        if device.endswith("video10"):
+            raise PermissionError(13, "Permission denied")
+        return {"/dev/video0": ["GREY", "Y16"], "/dev/video2": ["YUYV", "MJPG"]}[device]
+
+    cameras = list_cameras(sysfs, Path("/dev"), formats_of)
+    assert [(c.source, c.device, c.formats) for c in cameras] == [
+        ("cam0", "/dev/video0", ["GREY", "Y16"]), ("cam2", "/dev/video2", ["YUYV", "MJPG"]), ("cam10", "/dev/video10", [])]
+    table = camera_table(cameras)
+    assert "NIR Camera: Y16" in table and "(Permission denied)" in table
+    assert camera_table(list_cameras(tmp_path / "none")).startswith("no cameras found")
+
+
+def test_a_device_that_is_not_a_camera_offers_no_formats() -> None:
+    from nirstream.stream.sources.camera_list import pixel_formats
+
+    assert pixel_formats("/dev/null") == []  # opens, refuses VIDIOC_ENUM_FMT
