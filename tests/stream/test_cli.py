@@ -226,3 +226,30 @@ def test_a_terminal_that_reports_no_width_gets_progress_lines_not_bars(monkeypat
     assert cli._terminal_columns() == 0
     monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size((120, 40)))
     assert cli._terminal_columns() == 120
+
+
+def test_help_and_errors_name_the_same_outputs(capsys):
+    """--help says what a sink creates and lists the video endings the parser takes, .mov too."""
+    from nirstream.stream.sinks.spec import VIDEO_SUFFIXES, parse_sink
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "missing folders are created" in text
+    with pytest.raises(Exception) as error:
+        parse_sink("out.avi")
+    for suffix in VIDEO_SUFFIXES:
+        assert suffix in text and suffix in str(error.value)
+
+
+def test_the_demo_outputs_and_runs_are_ignored_by_git():
+    import shutil
+    import subprocess
+
+    from conftest import REPOSITORY
+
+    if shutil.which("git") is None or not (REPOSITORY / ".git").exists():
+        pytest.skip("not a git checkout")
+    names = ["nirstream-demo.mp4", "nirstream-demo-2.mp4", "nirstream-demo.partial.mp4", "runs/quickstart/best.safetensors"]
+    result = subprocess.run(["git", "check-ignore", *names], cwd=REPOSITORY, capture_output=True, text=True)
+    assert sorted(result.stdout.split()) == sorted(names)
