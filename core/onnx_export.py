@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from nirstream.core.errors import ConfigError
 from nirstream.core.files import atomic_path
-from nirstream.core.ops import scan_backend
+from nirstream.core.models.ss2d import use_scan_backend
 
 ONNX_MISSING = "ONNX export needs onnx, onnxscript and onnxruntime (pip install 'nirstream[export]')"
 MAX_MEAN_ABS_DIFF = 1e-3
@@ -37,7 +37,7 @@ def export_onnx(model: nn.Module, path: str | Path, height: int, width: int, bat
     example = torch.rand(batch, 1, height, width)
     # The exporter prints its progress and warns about torchvision ops this model does not use;
     # a command line wants one line of its own instead.
-    with scan_backend("chunked"), torch.no_grad(), _quiet():
+    with use_scan_backend(model, "chunked"), torch.no_grad(), _quiet():
         program = torch.onnx.export(
             model, (example,), dynamo=True, input_names=["nir"], output_names=["rgb"], verbose=False
         )

@@ -11,12 +11,14 @@ of the next, and every scan starts and ends on learned context rather than on im
 """
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nirstream.core.ops import selective_scan
+from nirstream.core.ops import checked_backend, selective_scan
 
 from .blocks import ChannelAttention, LayerNorm2d, LocalConv
 
@@ -40,8 +42,10 @@ class SS2D(nn.Module):
         expand: float = 2.0,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
+        scan_backend: str = "auto",
     ) -> None:
         super().__init__()
+        self.scan_backend = checked_backend(scan_backend)  # which kernel scans (set_scan_backend)
         d_inner = int(expand * dim)
         dt_rank = math.ceil(dim / 16)
         self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
@@ -120,6 +124,7 @@ class SS2D(nn.Module):
             self.D,
             delta_bias=self.dt_proj_bias.flatten(),
             delta_softplus=True,
+            backend=self.scan_backend,
         ).view(b, DIRECTIONS, d, length)
 
         ys = ys[:, :2] + ys[:, 2:].flip(-1)  # fold each reversed scan onto its forward twin
@@ -168,3 +173,26 @@ class VSSBlock(nn.Module):
         h = self.norm1(x)
         x = x + self.attn(self.ss2d(h) + self.local(h))
         return x + self.mlp(self.norm2(x))
+
+
+def set_scan_backend(model: nn.Module, name: str) -> None:
+    """Scan with backend ``name`` in every SS2D layer of ``model`` (``auto``, ``chunked``,
+    ``triton``, ``mamba_ssm``, ``reference``, ``custom_op``: :mod:`nirstream.core.ops`)."""
+    name = checked_backend(name)
+    for module in model.modules():
+        if isinstance(module, SS2D):
+            module.scan_backend = name
+
+
+@contextmanager
+def use_scan_backend(model: nn.Module, name: str) -> Iterator[None]:
+    """:func:`set_scan_backend` for the ``with`` block, each layer's own choice restored after it
+    (an exporter's or a compiler's trace takes ``custom_op`` or ``chunked``, the model keeps its own)."""
+    layers = [module for module in model.modules() if isinstance(module, SS2D)]
+    before = [layer.scan_backend for layer in layers]
+    set_scan_backend(model, name)
+    try:
+        yield
+    finally:
+        for layer, choice in zip(layers, before):
+            layer.scan_backend = choice

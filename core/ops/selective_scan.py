@@ -16,34 +16,18 @@ Semantics follow mamba-ssm's ``selective_scan_fn``: for each channel ``d`` and s
 The recurrence always runs in fp32, also under fp16/bf16 autocast: long products of decays
 lose too much precision in half types.
 
-A call names its backend (``backend=``), or takes the one a surrounding
-``with scan_backend(name):`` block chose. That choice is a context variable: it holds for the
-thread (and asyncio task) that made it and for nothing else, so a trainer, an exporter and a
-colorizer thread can each use their own backend at once.
+A call names its backend (``backend=``, ``auto`` by default). A model's choice is visible on
+the model: each :class:`~nirstream.core.models.ss2d.SS2D` layer has a ``scan_backend``
+attribute (:func:`~nirstream.core.models.ss2d.set_scan_backend`), as mamba-ssm's
+``Mamba(use_fast_path=...)`` has; nothing is read from an ambient context.
 """
-
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 from torch import Tensor
 
 from .scan_eager import BACKENDS, checked_backend, resolve_backend, scan_eager
 from .scan_op import selective_scan_op
 
-__all__ = ["BACKENDS", "resolve_backend", "scan_backend", "selective_scan"]
-
-_backend: ContextVar[str] = ContextVar("nirstream_scan_backend", default="auto")
-
-
-@contextmanager
-def scan_backend(name: str) -> Iterator[None]:
-    """Use backend ``name`` for scans without an explicit ``backend=`` inside the ``with`` block."""
-    token = _backend.set(checked_backend(name))
-    try:
-        yield
-    finally:
-        _backend.reset(token)
+__all__ = ["BACKENDS", "checked_backend", "resolve_backend", "selective_scan"]
 
 
 def selective_scan(
@@ -57,7 +41,7 @@ def selective_scan(
     delta_bias: Tensor | None = None,
     delta_softplus: bool = False,
     *,
-    backend: str | None = None,
+    backend: str = "auto",
 ) -> Tensor:
     """Run the selective scan.
 
@@ -69,7 +53,7 @@ def selective_scan(
         B, C = B.unsqueeze(1), C.unsqueeze(1)
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"{u.shape[1]} channels do not split into {B.shape[1]} groups of B/C")
-    name = resolve_backend(backend or _backend.get(), u.device)
+    name = resolve_backend(backend, u.device)
     if name == "custom_op":
         return selective_scan_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     return scan_eager(name, u, delta, A, B, C, D, z, delta_bias, delta_softplus)

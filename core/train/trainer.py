@@ -36,8 +36,7 @@ from nirstream.core.data import PairedDataset
 from nirstream.core.errors import ConfigError, WeightsError
 from nirstream.core.losses import build_loss
 from nirstream.core.evaluate import COLOUR, METRICS, score_images
-from nirstream.core.models import build_model, complete_config, load_model_config
-from nirstream.core.ops import scan_backend
+from nirstream.core.models import build_model, complete_config, load_model_config, set_scan_backend
 from nirstream.core.train import distributed
 from nirstream.core.train.gan import Adversary
 from nirstream.core.train.records import duration, new_run_dir, warn_changed, write_metrics
@@ -109,6 +108,7 @@ class Trainer:
         _seed_everything(config.run.seed)
 
         self.model = build_model(_model_config(config.model))
+        set_scan_backend(self.model, config.run.scan_backend)  # before the average copies it
         self.continues = None  # the released weights this run started from, for the hours behind it
         if checkpoint is None:
             grown = config.run.init is not None and load_init_weights(self.model, config.run.init)
@@ -170,8 +170,7 @@ class Trainer:
 
     def fit(self) -> Path:
         """Train the remaining epochs (every scan on ``run.scan_backend``) and return the run folder."""
-        with scan_backend(self.config.run.scan_backend):
-            return self._fit()
+        return self._fit()
 
     def _fit(self) -> Path:
         log_sink = logger.add(self.run_dir / "train.log", level="INFO") if self.context.is_main else None

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from nirstream.core import __version__
 from nirstream.core.errors import ConfigError
 from nirstream.core.files import atomic_path
-from nirstream.core.ops import scan_backend
+from nirstream.core.models.ss2d import use_scan_backend
 
 TENSORRT_MISSING = "backend tensorrt needs torch-tensorrt (pip install 'nirstream[tensorrt]')"
 HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -78,7 +78,7 @@ def compiled(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tenso
     program = torch.compile(model, mode="reduce-overhead" if device.type == "cuda" else None, dynamic=False)
 
     def step(x: Tensor) -> Tensor:
-        with scan_backend("custom_op"):  # read once while tracing (not guarded on): the same for every call
+        with use_scan_backend(model, "custom_op"):  # the same for every call: traced once
             if device.type == "cuda":
                 # A CUDA graph reuses its output memory: each call's output is consumed
                 # (blended or converted) before the next call.
@@ -137,12 +137,12 @@ class TensorRTEngines:
         """Compile an engine for inputs like ``x`` (minutes for a large model)."""
         x = x.to(self._dtype)
         logger.info(f"building a TensorRT engine for {tuple(x.shape)} {self._dtype} (minutes, once per shape)")
-        with scan_backend("custom_op"):
+        with use_scan_backend(self._model, "custom_op"):
             return self._trt.compile(self._model, ir="dynamo", inputs=[x])
 
     def save(self, engine: Callable[[Tensor], Tensor], x: Tensor, path: Path) -> Path:
         """Write ``engine`` as an ExportedProgram file (``torch_tensorrt.load(path).module()`` runs it)."""
-        with scan_backend("custom_op"), atomic_path(path) as tmp:
+        with use_scan_backend(self._model, "custom_op"), atomic_path(path) as tmp:
             self._trt.save(engine, str(tmp), inputs=[x.to(self._dtype)])
         return path
 

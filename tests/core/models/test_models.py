@@ -12,7 +12,8 @@ from nirstream.core.models.colormamba import ColorMamba
 
 from conftest import TINY_COLORMAMBA
 from nirstream.core.models.ss2d import SS2D
-from nirstream.core.ops import scan_backend, selective_scan
+from nirstream.core.models import set_scan_backend, use_scan_backend
+from nirstream.core.ops import selective_scan
 
 TINY = dict(
     arch="colormamba", ngf=8, nfg=4, width_mults=[1, 2], depths=[1, 1], decoder_depths=[1],
@@ -92,9 +93,9 @@ def manual_ss2d_scan(module: SS2D, x: torch.Tensor) -> torch.Tensor:
 
 
 def test_ss2d_scans_all_four_directions_with_their_own_parameters():
-    module = SS2D(dim=6, d_state=3, expand=1.0)
+    module = SS2D(dim=6, d_state=3, expand=1.0, scan_backend="reference")
     x = torch.randn(2, 6, 5, 7)
-    with torch.no_grad(), scan_backend("reference"):
+    with torch.no_grad():
         torch.testing.assert_close(module.scan(x), manual_ss2d_scan(module, x), atol=1e-5, rtol=1e-5)
     # and each direction's projections change the result
     module.scan(x).square().sum().backward()
@@ -138,10 +139,10 @@ def test_reference_and_chunked_scans_give_the_same_model_output():
     model = tiny().eval()
     x = torch.rand(1, 1, 36, 44)
     with torch.no_grad():
-        with scan_backend("reference"):
+        with use_scan_backend(model, "reference"):
             ref = model.forward_with_aux(x)
-        with scan_backend("chunked"):
-            out = model.forward_with_aux(x)
+        set_scan_backend(model, "chunked")
+        out = model.forward_with_aux(x)
     for key in ("rgb", "hsv"):
         torch.testing.assert_close(out[key], ref[key], atol=1e-5, rtol=1e-4)
 

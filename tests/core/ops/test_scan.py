@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nirstream.core.errors import ConfigError
-from nirstream.core.ops import mamba_ssm_available, resolve_backend, scan_backend, selective_scan
+from nirstream.core.ops import mamba_ssm_available, resolve_backend, selective_scan
 from nirstream.core.ops import scan_chunked as chunked_module
 from nirstream.core.ops.scan_triton import triton_available
 
@@ -95,9 +95,10 @@ def test_default_backend_and_errors():
         with pytest.raises(ConfigError, match="mamba-ssm"):
             resolve_backend("mamba_ssm", torch.device("cpu"))
     inputs = make_inputs(length=20)
-    with scan_backend("reference"):
-        ref = selective_scan(**inputs)
-    assert rel_err(selective_scan(**inputs), ref) <= 1e-4  # back to auto -> chunked
+    ref = selective_scan(**inputs, backend="reference")
+    assert rel_err(selective_scan(**inputs), ref) <= 1e-4  # the default: auto -> chunked
+    with pytest.raises(ConfigError, match="unknown scan backend 'fast'"):
+        selective_scan(**inputs, backend="fast")
 
 
 def test_chunk_and_block_sizes_do_not_change_results(monkeypatch):
@@ -138,11 +139,10 @@ def test_custom_op_backend_matches_chunked_and_is_one_node_when_exported():
 
     class Scan(torch.nn.Module):
         def forward(self, u, delta, B, C):
-            return selective_scan(u, delta, inputs["A"], B, C, inputs["D"], delta_softplus=True)
+            return selective_scan(u, delta, inputs["A"], B, C, inputs["D"], delta_softplus=True, backend="custom_op")
 
     args = tuple(inputs[k] for k in ("u", "delta", "B", "C"))
-    with scan_backend("custom_op"):
-        program = torch.export.export(Scan(), args)
+    program = torch.export.export(Scan(), args)
     targets = [str(node.target) for node in program.graph.nodes if node.op == "call_function"]
     assert "nirstream.selective_scan.default" in targets
     assert not any("cumsum" in t or "exp" in t for t in targets)  # the chunked loops stayed inside the op
@@ -184,21 +184,19 @@ def test_epilogue_by_hand(backend):
     torch.testing.assert_close(out.flatten().double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=1e-9)
 
 
-def test_backend_choice_belongs_to_its_thread():
-    """A ``with scan_backend`` block in one thread changes nothing for another thread."""
-    import importlib
-    import threading
+def test_the_scan_backend_is_chosen_per_model_layer():
+    """Two models, two kernels, at once: the choice is an attribute of each SS2D layer, not of the thread."""
+    from nirstream.core.models import build_model, set_scan_backend, use_scan_backend
+    from nirstream.core.models.ss2d import SS2D
 
-    module = importlib.import_module("nirstream.core.ops.selective_scan")
+    from conftest import TINY_COLORMAMBA
 
-    seen = {}
-
-    def other_thread():
-        seen["other"] = module._backend.get()
-
-    with scan_backend("reference"):
-        thread = threading.Thread(target=other_thread)
-        thread.start()
-        thread.join()
-        seen["here"] = module._backend.get()
-    assert seen == {"other": "auto", "here": "reference"} and module._backend.get() == "auto"
+    first, second = build_model(dict(TINY_COLORMAMBA)), build_model(dict(TINY_COLORMAMBA))
+    set_scan_backend(first, "reference")
+    layers = lambda model: {m.scan_backend for m in model.modules() if isinstance(m, SS2D)}  # noqa: E731
+    assert layers(first) == {"reference"} and layers(second) == {"auto"}
+    with use_scan_backend(first, "custom_op"):
+        assert layers(first) == {"custom_op"}
+    assert layers(first) == {"reference"}  # restored
+    with pytest.raises(ConfigError, match="unknown scan backend"):
+        set_scan_backend(first, "fast")
