@@ -106,7 +106,7 @@ def main() -> None:
                 seconds, count = read_seconds(paths[name])
                 assert count == args.frames, (name, count)
                 reads[name].append(count / seconds)
-        colorizer = Colorizer(create_model(), RunConfig().engine)
+        colorizer = Colorizer(create_model(device="auto"), RunConfig().engine)
         colorizer.warmup(SIZE[1], SIZE[0])
         colour = {name: [] for name in paths}
         for round_index in range(args.rounds):

@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     args.weights = args.weights or shipped_weights("colormamba-lite")
+    if args.weights is None:
+        parser.error("no shipped colormamba-lite weights in this installation: pass --weights")
     model = load_model(args.weights)
     modes = {
         "full": Colorizer(model, ColorizerConfig(device="cpu", warmup=False)),

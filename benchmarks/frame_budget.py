@@ -37,7 +37,7 @@ def main() -> None:
     logger.add(lambda message: choices.append(message.record["message"]), level="INFO",
                filter=lambda record: record["message"].startswith("precision:"))
     peak = measure_peak_tflops(torch.device("cpu"), "fp32")
-    colorizer = Colorizer(create_model(), RunConfig().engine)
+    colorizer = Colorizer(create_model(device="auto"), RunConfig().engine)
     lines = [
         f"Shipped CPU model, `precision: auto`, torch threads {torch.get_num_threads()}; measured fp32 matmul rate "
         f"{peak * 1e3:.0f} GFLOP/s; load before: {load()}",

@@ -145,7 +145,8 @@ class Pipeline:
     queues before the sinks and to the recording sinks' own queues; ``capacity`` is their size
     (a live recording's queue holds ``recording_buffer_s`` of frames, at least ``capacity``).
     ``max_frames`` stops after that many captured frames. ``on_frame(frame, stats)`` is called,
-    from the sink thread that finishes it and outside the pipeline's lock, after each frame
+    from the sink thread that finishes it, one call at a time and outside the lock the stages
+    share, after each frame
     every sink has written or dropped (progress bars, live stats lines), with a
     :class:`RunStats` snapshot. ``stop`` is the event that ends the run early (set by
     SIGINT/SIGTERM, a window's q, or whoever passed it: a cluster worker asked to stop).
@@ -188,6 +189,7 @@ class Pipeline:
         self._cuts = SceneCuts((1 << source.info.bit_depth) - 1)  # a cut is a new scene, not flicker
         self._pending: dict[int, int] = {}  # id(frame): sinks yet to write or drop it
         self._lock = threading.Lock()
+        self._report_lock = threading.Lock()  # on_frame runs in several sink threads: one at a time
 
     # --- stages -------------------------------------------------------------------------
 
@@ -279,7 +281,8 @@ class Pipeline:
                 return
             stats = RunStats(self.written, self.inbox.dropped + self.outbox.dropped,
                              {q.name: q.dropped for q in self.sink_queues if q.dropped})
-        self.on_frame(frame, stats)
+        with self._report_lock:
+            self.on_frame(frame, stats)
 
     @staticmethod
     def _stamped(frames: Iterator[Frame], stage: Stage) -> Iterator[Frame]:

@@ -41,9 +41,9 @@ def run(
     """Colorize every input ``source_spec`` names into ``sink_specs`` (none: the null sink, with a
     warning); return one summary per input. ``bars``: progress bars (a terminal), else log lines."""
     _, sources, per_input = open_inputs(source_spec, sink_specs, config)
-    if advice := busy_cpu_advice(config.engine):
-        logger.warning(advice)
     try:
+        if advice := busy_cpu_advice(config.engine):
+            logger.warning(advice)
         colorizer = Colorizer(model_for(config), config.engine)
     except BaseException:
         for source in sources:

@@ -5,7 +5,8 @@ model through it, with one rule for names:
 
 1. nothing: the best shipped model for the device (:data:`~nirstream.core.assets.DEFAULT_MODELS`:
    ``colormamba-lite`` on a CPU; ``colormamba-base`` on CUDA once its weights ship);
-2. a ``.safetensors`` file: its model config and weights;
+2. a weights file (``.safetensors``, or any existing file that is not a YAML config): its model
+   config and weights;
 3. a shipped model's name (``colormamba-lite``): its shipped weights;
 4. a model config (a bundled name such as ``colormamba-base``, or a YAML path) without weights:
    built with random weights, only where ``untrained`` allows it (timing), with a warning.
@@ -35,12 +36,13 @@ def create_model(
     """
     from nirstream.core.weights import load_model  # core.weights builds models: imported when called
 
-    target = resolve_device(device)
+    target = device if isinstance(device, torch.device) else resolve_device(device)
     if name_or_path is None:
         name_or_path = _default_for(target.type)
     spec = str(name_or_path)
-    if spec.endswith(".safetensors") or Path(spec).suffix == ".safetensors":
-        return load_model(spec, target)
+    path = Path(spec).expanduser()
+    if path.suffix == ".safetensors" or (path.is_file() and path.suffix not in (".yaml", ".yml")):
+        return load_model(path, target)  # a weights file, whatever its name ends with
     shipped = shipped_weights(spec)
     if shipped is not None:
         logger.info(f"model: {spec} (shipped weights, {shipped})")
@@ -58,7 +60,7 @@ def create_model(
 
 def default_name(device: str | torch.device = "cpu") -> str:
     """The name of the best shipped model for ``device``'s type."""
-    return _default_for(resolve_device(device).type)
+    return _default_for((device if isinstance(device, torch.device) else resolve_device(device)).type)
 
 
 def _default_for(device_type: str) -> str:

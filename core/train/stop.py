@@ -38,3 +38,10 @@ class StopRequest:
         self.requested = True
         logger.warning(f"{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
                        "(send it again to stop at once)")
+
+
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """A data-loading worker's start: Ctrl-C goes to the whole process group, and a worker that
+    died of it would end the run before the main process could stop it cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

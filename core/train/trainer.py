@@ -42,7 +42,7 @@ from nirstream.core.train.gan import Adversary
 from nirstream.core.train.records import duration, new_run_dir, warn_changed, write_metrics
 from nirstream.core.train.steps import amp_dtype, autocast, optimizer_step
 from nirstream.core.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from nirstream.core.train.stop import StopRequest
+from nirstream.core.train.stop import StopRequest, ignore_stop_signals
 from nirstream.core.train.config import OptimConfig, TrainConfig
 from nirstream.core.train.datasets import training_mixture, validation_sets
 from nirstream.core.train.init import init_provenance, load_init_weights
@@ -138,6 +138,7 @@ class Trainer:
             persistent_workers=config.data.workers > 0,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator(),  # reseeded per epoch: worker seeds depend on (seed, epoch) only
+            worker_init_fn=ignore_stop_signals,  # Ctrl-C reaches the workers too: the main process stops them
         )
         self.steps_per_epoch = min(len(self.loader), config.run.max_steps_per_epoch or len(self.loader))
 
@@ -201,13 +202,20 @@ class Trainer:
                 logger.remove(log_sink)
         return self.run_dir
 
+    def _seconds_total(self) -> float:
+        """The training behind the weights now, with that of the file this run started from."""
+        before = (self.continues or {}).get("training_seconds_total") or 0.0
+        return before + sum(r["seconds"] for r in self.history)
+
     def _stop_cleanly(self, epoch: int) -> None:
         """SIGINT or SIGTERM came: after the step in flight, keep a checkpoint that resumes at
         the next step and the weights so far, say where they are, and stop (KeyboardInterrupt)."""
         self._save_checkpoint(step=self._steps_done)
         if self.context.is_main:
             info = {"epoch": epoch - 1, "stopped_at": {"epoch": epoch, "step": self._steps_done},
-                    "config": to_dict(self.config)}
+                    "config": to_dict(self.config), "training_seconds_total": self._seconds_total()}
+            if self.continues is not None:
+                info["continues"] = self.continues
             save_weights(self.result, self.run_dir / "last.safetensors", info=info)
             best = self.run_dir / "best.safetensors"
             if not best.is_file():  # no epoch finished: the weights so far are the best there are
@@ -245,12 +253,16 @@ class Trainer:
         skip, self._skip_steps = self._skip_steps, 0  # steps a stopped run already took in this epoch
         self._steps_done = skip
         bar.update(skip)
+        batches = iter(self.loader)
         with bar:
-            for step, batch in zip(range(self.steps_per_epoch), self.loader):
+            for step in range(self.steps_per_epoch):
+                if self._stop.requested:  # before the next batch is asked for
+                    break
+                batch = next(batches, None)
+                if batch is None:
+                    break
                 if step < skip:
                     continue
-                if self._stop.requested:
-                    break
                 nir = batch["nir"].to(self.device, non_blocking=True)
                 rgb = batch["rgb"].to(self.device, non_blocking=True)
                 terms = self._train_step(nir, rgb, step, epoch)
@@ -367,8 +379,7 @@ class Trainer:
             if self.continues is not None:
                 info["continues"] = self.continues
             # the training behind this file in all, so that a run continuing it (--init) counts it
-            before = (self.continues or {}).get("training_seconds_total") or 0.0
-            info["training_seconds_total"] = before + sum(r["seconds"] for r in self.history)
+            info["training_seconds_total"] = self._seconds_total()
             save_weights(self.result, self.run_dir / "last.safetensors", info=info)
             if improved:
                 save_weights(self.result, self.run_dir / "best.safetensors", info=info)

@@ -42,12 +42,14 @@ def run_on_cluster(
     ``on_progress`` is called on the driver with the jobs about twice a second.
     """
     ray = import_ray()
-    from nirstream.stream.run import model_for, warn_without_sinks, write_summaries
+    from nirstream.core.models import create_model
+    from nirstream.stream.run import warn_without_sinks, write_summaries
 
     jobs, folders = plan_jobs(source_spec, sink_specs, config)
     if config.weights:
         config = replace(config, weights=str(Path(config.weights).expanduser().resolve()))
-    model_for(config)  # a bad --weights or --model fails here, once, not in every worker
+    # a bad --weights or --model fails here, once, not in every worker; on the CPU: the driver may have no GPU
+    create_model(config.weights or config.model, device="cpu", untrained=True)
     warn_without_sinks(sink_specs)
     started_here = connect(ray, cluster.address, quiet=log_json)
     try:

@@ -163,3 +163,15 @@ def test_shipped_output_matches_its_release_fingerprint(name):
         rgb = load_model(shipped_weights(name))(nir)[0].flatten(1)
     assert rgb.mean(dim=1).tolist() == pytest.approx(recorded["mean"], abs=1e-3)
     assert rgb.std(dim=1).tolist() == pytest.approx(recorded["std"], abs=1e-3)
+
+
+def test_create_model_takes_a_device_object_and_a_weights_file_of_any_name(tmp_path):
+    import shutil
+
+    import torch
+
+    odd = tmp_path / "lite.weights"
+    shutil.copy(shipped_weights("colormamba-lite"), odd)
+    model = create_model(str(odd), device=torch.device("cpu"))
+    assert model.config == read_metadata(shipped_weights("colormamba-lite"))["model"]
+    assert default_name(torch.device("cpu")) == "colormamba-lite"

@@ -158,3 +158,11 @@ def test_onnx_check_catches_a_model_that_differs(tmp_path):
     assert onnx_mean_abs_diff(other, path, images) > 1e-3
     with pytest.raises(ValueError, match="the ONNX model takes"):
         onnx_mean_abs_diff(model, path, [torch.rand(1, 1, 48, 32)])
+
+
+def test_bench_skips_a_combination_that_cannot_run_and_measures_the_others(tiny_weights, tmp_path):
+    out = tmp_path / "bench"
+    assert main(["bench", "--model", str(tiny_weights), "--backend", "compile", "--backend", "eager",
+                 "--precision", "int8", "--size", "64x48", "--frames", "2", "--out", str(out)]) == 0
+    rows = json.loads((out / "bench.json").read_text())
+    assert [(r["backend"], r["precision"]) for r in rows] == [("eager", "int8")]  # compile with int8 cannot run

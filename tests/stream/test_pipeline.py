@@ -408,3 +408,20 @@ def test_the_colorizer_runs_in_the_thread_that_runs_the_pipeline():
         Pipeline(source, stage, [sink, ListSink()], policy="block").run()
         assert len(sink.frames) == 12
     assert stage.threads == {threading.get_ident()}
+
+
+def test_on_frame_is_called_one_at_a_time_from_the_sink_threads():
+    import threading
+
+    inside, most, lock = [0], [0], threading.Lock()
+
+    def on_frame(frame, stats):
+        with lock:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.001)  # widens the window two threads would share (a longer call, not a timed assertion)
+        with lock:
+            inside[0] -= 1
+
+    summary = Pipeline(FakeSource(60), Gray(), [ListSink(), ListSink(), ListSink()], on_frame=on_frame).run()
+    assert summary.written == 60 and most[0] == 1
