@@ -42,6 +42,6 @@ class StopRequest:
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """A data-loading worker's start: Ctrl-C goes to the whole process group, and a worker that
-    died of it would end the run before the main process could stop it cleanly."""
+    died of it would end the run before the main process could stop it cleanly. SIGTERM stays
+    as it is: the DataLoader itself ends its workers with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
