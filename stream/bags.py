@@ -19,6 +19,7 @@ camera's frames come in, and :func:`decode_image` turns any of them into the NIR
 import base64
 import json
 import struct
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -74,19 +75,20 @@ class RawMessage:
     metadata: dict[str, str] = field(default_factory=dict)  # the channel's (offered QoS profiles...)
 
 
-class BagReader:
+class BagReader(ABC):
     """What every bag reader offers: its topics, its messages in time order, and decoding."""
 
     path: Path
     topics: dict[str, Topic]
     indexed: bool = True  # False: an MCAP file without its index, read to where it ends
 
+    @abstractmethod
     def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
-        raise NotImplementedError
+        """The messages of ``topics`` (None: all), as stored."""
 
+    @abstractmethod
     def decode(self, message: RawMessage) -> Any:
         """The message as an object with the fields of its type (``height``, ``data``...)."""
-        raise NotImplementedError
 
     def portable(self, message: RawMessage) -> RawMessage:
         """The message as an MCAP file stores it: with its schema, in CDR for ROS messages."""
