@@ -6,6 +6,9 @@ another architecture cannot be continued, and the error says which settings diff
 difference is allowed: a run may *grow* a file without a semantic prior into a model with one
 (``encoder``, ``encoder_scale``), which keeps every trained tensor, starts the encoder from its
 ImageNet weights and its projections at zero, and so starts out computing what the file did.
+Another is allowed: a run may *prune* VSS blocks (fewer ``depths`` or ``decoder_depths`` per
+stage), which keeps every other tensor; each stage's VSS blocks come last in it, so the ones
+kept are the first of the file's, and the run starts from the file with the rest skipped.
 """
 
 from pathlib import Path
@@ -49,21 +52,38 @@ def grows_by_prior(saved: dict, config: dict) -> bool:
     return "encoder" in keys and keys <= GROWN_KEYS and saved["encoder"] is None
 
 
+#: Config keys in which a run may have fewer VSS blocks per stage than its init file.
+PRUNED_KEYS = {"depths", "decoder_depths"}
+
+
+def prunes_vss_blocks(saved: dict, config: dict) -> bool:
+    """Whether ``config`` is the (completed) file config ``saved`` with fewer VSS blocks in some stages."""
+    keys = {key for key in set(saved) | set(config) if saved.get(key) != config.get(key)}
+    return bool(keys) and keys <= PRUNED_KEYS and all(
+        len(saved[key]) == len(config[key]) and all(k <= s for k, s in zip(config[key], saved[key])) for key in keys
+    )
+
+
 def load_init_weights(model: nn.Module, name: str) -> bool:
     """Load the weights ``name`` means into ``model``, whose config must equal the file's or grow
     it by a semantic prior; True when it grew (the caller then loads the prior's pretrained weights)."""
     path = init_weights_path(name)
     saved = complete_config(read_metadata(path)["model"])
     keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
-    grows = grows_by_prior(saved, model.config)
-    if keys and not grows:
+    grows, prunes = grows_by_prior(saved, model.config), prunes_vss_blocks(saved, model.config)
+    if keys and not grows and not prunes:
         differences = ", ".join(f"{key}: file {saved.get(key)!r}, run {model.config.get(key)!r}" for key in keys)
         raise WeightsError(f"run.init {path} holds another model than the run builds ({differences})")
-    missing, unexpected = model.load_state_dict(load_model(path).state_dict(), strict=not grows)
+    missing, unexpected = model.load_state_dict(load_model(path).state_dict(), strict=not (grows or prunes))
     if grows:
         if unexpected or not all(key.startswith("semantic.") for key in missing):
             raise WeightsError(f"run.init {path}: growing it by a semantic prior left other tensors unset")
         logger.info("starting from the weights in {}, grown by a {} semantic prior", path, model.config["encoder"])
+    elif prunes:
+        if missing:
+            raise WeightsError(f"run.init {path}: pruning its VSS blocks left tensors unset ({missing[0]}, ...)")
+        dropped = sorted({".".join(key.split(".")[:4]) for key in unexpected})
+        logger.info("starting from the weights in {} without its VSS blocks {}", path, ", ".join(dropped))
     else:
         logger.info("starting from the weights in {}", path)
     return grows

@@ -551,3 +551,27 @@ def test_data_loading_workers_ignore_the_signals_the_main_process_handles():
               "print('still here')\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "still here" in result.stdout
+
+
+def test_init_prunes_vss_blocks_and_keeps_every_other_tensor(tmp_path):
+    """A run with fewer VSS blocks per stage than its init file starts from the file's other
+    tensors exactly (the stage's first blocks kept, the rest skipped); more blocks, or another
+    change beside the pruning, is still another model."""
+    from nirstream.core.models import build_model
+    from nirstream.core.train.init import load_init_weights
+    from nirstream.core.weights import save_weights
+
+    from conftest import TINY_COLORMAMBA
+
+    torch.manual_seed(0)
+    full = build_model({**TINY_COLORMAMBA, "depths": [1, 2], "decoder_depths": [1]})
+    path = save_weights(full, tmp_path / "full.safetensors")
+    pruned = build_model({**TINY_COLORMAMBA, "depths": [1, 1], "decoder_depths": [0]})
+    assert load_init_weights(pruned, str(path)) is False
+    kept = full.state_dict()
+    assert all(torch.equal(tensor, kept[key]) for key, tensor in pruned.state_dict().items())
+    assert len(kept) > len(pruned.state_dict())
+    with pytest.raises(WeightsError, match=r"depths: file \[1, 2\], run \[1, 3\]"):
+        load_init_weights(build_model({**TINY_COLORMAMBA, "depths": [1, 3], "decoder_depths": [1]}), str(path))
+    with pytest.raises(WeightsError, match="ngf: file 8, run 12"):
+        load_init_weights(build_model({**TINY_COLORMAMBA, "depths": [1, 1], "decoder_depths": [1], "ngf": 12}), str(path))
