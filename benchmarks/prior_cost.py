@@ -1,16 +1,15 @@
-"""What the semantic prior costs a frame: the CPU default with its ImageNet encoder against the
-same model without it (the architecture it grew from), at 640x512, natively and with the CPU
-held to AVX2.
+"""What the semantic prior costs a frame: the CPU default against the previous one (the
+2026-11-30 ``colormamba-lite``: no prior, and the VSS blocks of that time), at 640x512,
+natively and with the CPU held to AVX2.
 
-Each way is a fresh process, the ways alternated round by round. A process loads the weights
-file (default: the shipped ``colormamba-lite``), builds the model with and without the prior
-from it (a file without a prior is grown by one, as ``nirstream train --init`` grows it; speed
-does not depend on the values of the weights), colorizes a real frame (the demo clip's first,
-scaled to 640x512) through :class:`~nirstream.stream.colorizer.Colorizer` with ``precision:
-auto`` and malloc tuned, as ``nirstream run`` does, and reports the median of its timed frames
-after a warm-up. "AVX2 only" holds torch's kernels, oneDNN and MKL to AVX2 (as
-``benchmarks/forward.py``); on a CPU without AVX-512 it is the native run again.
-Writes the ``prior_cost`` section of RESULTS.md.
+Each way is a fresh process, the ways alternated round by round. A process builds the model
+(the shipped file's, or the previous default's architecture from :data:`PREVIOUS_DEFAULT`
+with the file's tensors where they fit: speed does not depend on the values of the weights),
+colorizes a real frame (the demo clip's first, scaled to 640x512) through
+:class:`~nirstream.stream.colorizer.Colorizer` with ``precision: auto`` and malloc tuned, as
+``nirstream run`` does, and reports the median of its timed frames after a warm-up. "AVX2 only"
+holds torch's kernels, oneDNN and MKL to AVX2 (as ``benchmarks/forward.py``); on a CPU without
+AVX-512 it is the native run again. Writes the ``prior_cost`` section of RESULTS.md.
 
     python benchmarks/prior_cost.py [--weights W.safetensors] [--rounds 3] [--frames 8]
 """
@@ -26,32 +25,35 @@ from pathlib import Path
 from forward import AVX2_ONLY
 from results import cpu_features, load, update_section
 
+PREVIOUS_DEFAULT = {"encoder": None, "depths": [0, 0, 1, 1], "decoder_depths": [0, 0, 1]}
+"""The 2026-11-30 colormamba-lite's model config, as changes to today's bundled one."""
+
 WAYS = {
-    "without the prior": ({}, False),
-    "with the prior": ({}, True),
-    "AVX2 only, without the prior": (AVX2_ONLY, False),
-    "AVX2 only, with the prior": (AVX2_ONLY, True),
+    "previous default (2026-11-30)": ({}, False),
+    "shipped default": ({}, True),
+    "AVX2 only, previous default (2026-11-30)": (AVX2_ONLY, False),
+    "AVX2 only, shipped default": (AVX2_ONLY, True),
 }
-"""way: (ISA limits, with the prior)"""
+"""way: (ISA limits, the shipped default rather than the previous one)"""
 
 
-def build(weights: Path, with_prior: bool):
-    """The file's model with or without its semantic prior (a file without one is grown by one)."""
+def build(weights: Path, shipped: bool):
+    """The file's model, or the previous default's architecture with the file's tensors where they fit."""
     import torch
 
     from nirstream.core.models import build_model
     from nirstream.core.weights import load_model
 
     saved = load_model(weights)
-    config = {**saved.config, "encoder": "efficientnet-lite0" if with_prior else None}
-    model = build_model(config)
-    state = {k: v for k, v in saved.state_dict().items() if with_prior or not k.startswith("semantic.")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and all(k.startswith("semantic.") for k in missing)
+    if shipped:
+        return saved.eval().requires_grad_(False).to(torch.float32)
+    model = build_model({**saved.config, **PREVIOUS_DEFAULT})
+    shapes = {key: value.shape for key, value in model.state_dict().items()}
+    model.load_state_dict({k: v for k, v in saved.state_dict().items() if shapes.get(k) == v.shape}, strict=False)
     return model.eval().requires_grad_(False).to(torch.float32)
 
 
-def one(weights: Path, with_prior: bool, frames: int) -> dict:
+def one(weights: Path, shipped: bool, frames: int) -> dict:
     """Time the colorizer in this process: median ms per 640x512 frame, and the precision run."""
     import time
 
@@ -69,7 +71,7 @@ def one(weights: Path, with_prior: bool, frames: int) -> dict:
     with VideoSource(demo_clip()) as source:
         frame = next(iter(source))
     frame.nir = cv2.resize(frame.nir, (640, 512), interpolation=cv2.INTER_CUBIC)
-    model = build(weights, with_prior)
+    model = build(weights, shipped)
     colorizer = Colorizer(model, ColorizerConfig(device="cpu", precision="auto"))
     colorizer.warmup(512, 640)
     times = []
@@ -87,19 +89,19 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=shipped_weights("colormamba-lite"))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--frames", type=int, default=8, help="timed frames per process")
-    parser.add_argument("--one", choices=("with", "without"), help=argparse.SUPPRESS)  # a child's way
+    parser.add_argument("--one", choices=("shipped", "previous"), help=argparse.SUPPRESS)  # a child's way
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.weights, args.one == "with", args.frames)))
+        print(json.dumps(one(args.weights, args.one == "shipped", args.frames)))
         return
 
     load_before = load()
     ms = {way: [] for way in WAYS}
     chosen = {}
     for _ in range(args.rounds):
-        for way, (isa, with_prior) in WAYS.items():
+        for way, (isa, shipped) in WAYS.items():
             command = [sys.executable, __file__, "--weights", str(args.weights), "--frames", str(args.frames),
-                       "--one", "with" if with_prior else "without"]
+                       "--one", "shipped" if shipped else "previous"]
             result = subprocess.run(command, capture_output=True, text=True, check=True, env={**os.environ, **isa})
             measured = json.loads(result.stdout.strip().splitlines()[-1])
             ms[way].append(measured["ms"])
@@ -107,16 +109,15 @@ def main() -> None:
         print({way: f"{values[-1]:.1f}" for way, values in ms.items()}, flush=True)
 
     def ratio(way: str) -> float:
-        base = way.replace("with the prior", "without the prior")
+        base = way.replace("shipped default", "previous default (2026-11-30)")
         return statistics.median(w / b for w, b in zip(ms[way], ms[base]))
 
     lines = [
         f"`{args.weights.name}`, one 640x512 demo frame through the colorizer, {args.frames} timed frames per "
         f"process after a warm-up, {args.rounds} rounds alternated, torch's default threads; CPU flags: "
         f"{cpu_features()}; load before: {load_before}, after: {load()}. Ratio: the median of each round's "
-        "frame time over the same round's without the prior, same ISA. With the prior the model pads "
-        "to a multiple of 64 (a 640x512 frame runs as 704x576, 11 % more pixels than the 672x544 "
-        "without it), so that tiles keep the encoder's grid; that padding costs the whole model.",
+        "frame time over the same round's of the previous default, same ISA. Both U-Nets pad a 640x512 frame "
+        "to 672x544; only the prior's encoder input is extended to 704x576, its stride-64 grid.",
         "",
         "| way | precision run | ms per frame (median of rounds) | frame time ratio |",
         "|---|---|---|---|",
@@ -124,7 +125,7 @@ def main() -> None:
     for way in WAYS:
         lines.append(f"| {way} | {chosen[way]} | {statistics.median(ms[way]):.1f} | {ratio(way):.2f}x |")
     lines += ["", "Every run (ms): " + "; ".join(f"{way} " + ", ".join(f"{v:.1f}" for v in values) for way, values in ms.items())]
-    update_section("prior_cost", "What the semantic prior costs a 640x512 frame (benchmarks/prior_cost.py)", "\n".join(lines))
+    update_section("prior_cost", "What the semantic prior costs a 640x512 frame: the CPU default against the previous one (benchmarks/prior_cost.py)", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,12 @@ quote, which ``nirstream eval --model NAME --config CONFIG [--test]`` reproduces
 
     python tools/release_weights.py runs/colormamba-lite --command "nirstream train ..." \
         --machine "2-core CPU" [--name colormamba-lite]
+
+When the code that runs a released file changes its output (its padding, say), ``--rescore``
+scores the file again on the same sets in place: its tensors and provenance stay, its scores
+and fingerprint are replaced, and ``rescored`` says when and why.
+
+    python tools/release_weights.py --rescore assets/weights/colormamba-lite.safetensors --why "..."
 """
 
 import argparse
@@ -61,37 +67,50 @@ def fingerprint(model: torch.nn.Module) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a training run folder with best.safetensors")
+    parser.add_argument("run_dir", type=Path, nargs="?", help="a training run folder with best.safetensors")
     parser.add_argument("--name", help="model name for the file (default: the run's model config name)")
-    parser.add_argument("--command", required=True, help="the exact training command")
-    parser.add_argument("--machine", required=True, help="where it trained, e.g. '2-core CPU, 1 thread'")
+    parser.add_argument("--command", help="the exact training command (required for a release)")
+    parser.add_argument("--machine", help="where it trained, e.g. '2-core CPU, 1 thread' (required for a release)")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets" / "weights")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override the run's train config for scoring, e.g. data.root=PATH (repeatable)")
+    parser.add_argument("--rescore", type=Path, metavar="FILE", help="score a released file again, in place")
+    parser.add_argument("--why", help="with --rescore: what changed its output")
     args = parser.parse_args()
-    source = args.run_dir / "best.safetensors"
-    meta = read_metadata(source)
-    info = meta["info"]
+    if args.rescore:
+        if args.run_dir or not args.why:
+            parser.error("--rescore takes a released file and --why, and no run folder")
+        source, target = args.rescore, args.rescore
+        info = read_metadata(source)["info"]
+        info["rescored"] = {"date": datetime.date.today().isoformat(), "why": args.why}
+    else:
+        if not (args.run_dir and args.command and args.machine):
+            parser.error("a release needs a run folder, --command and --machine")
+        source = args.run_dir / "best.safetensors"
+        info = read_metadata(source)["info"]
     config = bind(TrainConfig, apply_overrides(info["config"], args.overrides))
-    name = args.name or (config.model if isinstance(config.model, str) else None)
-    if not name or "/" in name or name.endswith((".yaml", ".yml")):
-        parser.error("cannot tell the model name from the run: pass --name")
-    seconds = training_seconds(args.run_dir)
-    before = (info.get("continues") or {}).get("training_seconds_total") or 0.0  # recorded when the run started
-    info.update({
-        "name": name,
-        "command": args.command,
-        "machine": args.machine,
-        "training_seconds": seconds,
-        "training_seconds_total": (seconds or 0.0) + before,
-        "released": datetime.date.today().isoformat(),
-        "terms": TERMS,
-    })
+    if not args.rescore:
+        name = args.name or (config.model if isinstance(config.model, str) else None)
+        if not name or "/" in name or name.endswith((".yaml", ".yml")):
+            parser.error("cannot tell the model name from the run: pass --name")
+        target = args.out / f"{name}.safetensors"
+        seconds = training_seconds(args.run_dir)
+        before = (info.get("continues") or {}).get("training_seconds_total") or 0.0  # recorded when the run started
+        info.update({
+            "name": name,
+            "command": args.command,
+            "machine": args.machine,
+            "training_seconds": seconds,
+            "training_seconds_total": (seconds or 0.0) + before,
+            "released": datetime.date.today().isoformat(),
+            "terms": TERMS,
+        })
     model = load_model(source)
     with torch.no_grad():  # score what ships: the fp16-rounded tensors, as users load them back
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
                 tensor.copy_(tensor.half().float())
+
     def scores(label: str, dataset) -> dict:
         report = evaluate(model, dataset, torch.device("cpu"))
         print(f"{label}: {report.mean}")
@@ -101,7 +120,7 @@ def main() -> int:
     info["test_sets"] = {name: scores(f"test {name}", data) for name, data in test_sets(config.data)}  # scored once, here
     info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
     info["fingerprint"] = fingerprint(model)
-    path = save_weights(model, args.out / f"{name}.safetensors", info=info, dtype=torch.float16)
+    path = save_weights(model, target, info=info, dtype=torch.float16)
     print(f"{path}: {path.stat().st_size / 1e6:.1f} MB, epoch {info.get('epoch')}")
     return 0
 

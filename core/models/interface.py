@@ -5,9 +5,11 @@ counter may rely on, and all they rely on.
   image independent of the others in the batch, no CPU round trip.
 - ``forward_with_aux(nir)``: ``{"rgb": ..., **outputs only training reads}`` (ColorMamba's HSV
   map, the LAB models' a/b); the trainer's losses name what they need.
-- ``multiple``: the model pads its input (:func:`pad_with_margin`) by at least ``EDGE_MARGIN``
-  up to a multiple of this; strided stages are not shift-invariant, so the colorizer places
-  tiles with :meth:`pad_offset` to give every tile the frame's own stride pattern.
+- ``pad_multiple``: the model pads its input (:func:`pad_with_margin`) by at least
+  ``EDGE_MARGIN`` up to a multiple of this. ``multiple``: the period of its stride pattern in
+  the frame (``pad_multiple`` or a multiple of it); strided stages are not shift-invariant, so
+  the colorizer places tiles at multiples of it, with :meth:`pad_offset`, to give every tile the
+  frame's own stride pattern.
 - ``config``: the full constructor arguments with ``arch``, set by
   :func:`~nirstream.core.models.registry.build_model`; weights files store it.
 - ``load_pretrained()`` and ``pretrained_parameters()``: a model with a pretrained part (an
@@ -33,6 +35,11 @@ class ColorizationModel(nn.Module, ABC):
     multiple: int = 1
     config: dict[str, Any]
 
+    @property
+    def pad_multiple(self) -> int:
+        """What the input is padded to a multiple of; the stride period unless a model pads less."""
+        return self.multiple
+
     @abstractmethod
     def forward(self, nir: Tensor) -> Tensor:
         """NIR ``B×1×H×W`` in [0, 1] to RGB ``B×3×H×W`` in [0, 1]."""
@@ -50,7 +57,7 @@ class ColorizationModel(nn.Module, ABC):
 
     def pad_offset(self, height: int, width: int) -> tuple[int, int]:
         """``(top, left)``: where an ``height×width`` input sits inside the model's padded input."""
-        top, _, left, _ = margin_padding(height, width, self.multiple)
+        top, _, left, _ = margin_padding(height, width, self.pad_multiple)
         return top, left
 
 

@@ -217,7 +217,8 @@ def test_a_name_cannot_be_registered_twice():
     assert type(tiny()) is ColorMamba  # the original registration still holds
 
 
-@pytest.mark.parametrize("arch_config", [TINY_COLORMAMBA, {"arch": "resnet34-lab"}, {"arch": "pix2pix-lab", "ngf": 4, "depth": 3, "dropout_layers": 1}])
+@pytest.mark.parametrize("arch_config", [TINY_COLORMAMBA, {**TINY_COLORMAMBA, "encoder": "efficientnet-lite0"},
+                                         {"arch": "resnet34-lab"}, {"arch": "pix2pix-lab", "ngf": 4, "depth": 3, "dropout_layers": 1}])
 def test_every_registered_model_keeps_the_declared_contract(arch_config):
     """What the colorizer, trainer and exporters rely on (core/models/interface.py), for each arch."""
     from nirstream.core.models.interface import ColorizationModel, pad_with_margin
@@ -225,8 +226,8 @@ def test_every_registered_model_keeps_the_declared_contract(arch_config):
     model = build_model(dict(arch_config)).eval()
     assert isinstance(model, ColorizationModel) and model.config["arch"] == arch_config["arch"]
     for height, width in [(37, 53), (64, 64)]:
-        _, offset = pad_with_margin(torch.empty(1, 1, height, width), model.multiple)
-        assert model.pad_offset(height, width) == offset
+        _, offset = pad_with_margin(torch.empty(1, 1, height, width), model.pad_multiple)
+        assert model.pad_offset(height, width) == offset and model.multiple % model.pad_multiple == 0
         nir = torch.rand(2, 1, height, width)
         with torch.no_grad():
             rgb, outputs = model(nir), model.forward_with_aux(nir)

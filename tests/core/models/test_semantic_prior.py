@@ -113,8 +113,9 @@ def test_the_prior_changes_the_output_once_its_projections_have_learned():
     missing, unexpected = grown.load_state_dict(plain.state_dict(), strict=False)
     assert not unexpected and missing and all(key.startswith("semantic.") for key in missing)
     nir = torch.rand(1, 1, 40, 56)
-    assert grown.multiple == 64 and plain.multiple == 8  # the prior pads to its encoder's stride
-    plain.multiple = grown.multiple
+    # the U-Nets keep their own padding; only the encoder's input is extended to its stride, 64
+    assert grown.pad_multiple == plain.pad_multiple == plain.multiple == 8 and grown.multiple == 64
+    assert grown.pad_offset(40, 56) == plain.pad_offset(40, 56)
     with torch.no_grad():
         assert torch.equal(grown(nir), plain(nir))
         for projection in [*grown.semantic.to_a, *grown.semantic.to_b]:
