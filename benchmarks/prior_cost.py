@@ -25,8 +25,12 @@ from pathlib import Path
 from forward import AVX2_ONLY
 from results import cpu_features, load, update_section
 
-PREVIOUS_DEFAULT = {"encoder": None, "depths": [0, 0, 1, 1], "decoder_depths": [0, 0, 1]}
-"""The 2026-11-30 colormamba-lite's model config, as changes to today's bundled one."""
+PREVIOUS_DEFAULT = {
+    "arch": "colormamba", "ngf": 48, "nfg": 24, "width_mults": [1, 2, 4, 8], "depths": [0, 0, 1, 1],
+    "decoder_depths": [0, 0, 1], "conv_depths": [1, 1, 0, 0], "stem_stride": 4, "d_state": 1, "expand": 1.0,
+    "mlp_ratio": 2.0, "attn_reduction": 4, "attn_window": 7, "spade_hidden": 32, "encoder": None,
+}
+"""The 2026-11-30 colormamba-lite's model config (the CPU default before the semantic prior), whole."""
 
 WAYS = {
     "previous default (2026-11-30)": ({}, False),
@@ -47,7 +51,7 @@ def build(weights: Path, shipped: bool):
     saved = load_model(weights)
     if shipped:
         return saved.eval().requires_grad_(False).to(torch.float32)
-    model = build_model({**saved.config, **PREVIOUS_DEFAULT})
+    model = build_model(dict(PREVIOUS_DEFAULT))
     shapes = {key: value.shape for key, value in model.state_dict().items()}
     model.load_state_dict({k: v for k, v in saved.state_dict().items() if shapes.get(k) == v.shape}, strict=False)
     return model.eval().requires_grad_(False).to(torch.float32)

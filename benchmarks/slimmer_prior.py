@@ -93,8 +93,8 @@ def main() -> None:
         f"warm-up, {args.rounds} rounds alternated in one process; CPU flags: {cpu_features()}; load before: "
         f"{load_before}, after: {load_after}. Ratio: the median of each round's time over the same round's time "
         "without the prior. Scores: PSNR of the shipped file's weights for the blocks that remain, nothing "
-        "retrained (a way that needs new weights is not scored), on the training config's validation sets; "
-        "the test split is not read.",
+        "retrained (the way without the prior, and a way that needs new weights, are not scored), on the "
+        "training config's validation sets; the test split is not read.",
         "",
         f"| way | ms per frame (median of rounds) | frame time ratio | zero-shot PSNR: {' / '.join(set_names)} |",
         "|---|---|---|---|",

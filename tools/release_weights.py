@@ -6,7 +6,7 @@ card needs: the command, the machine, the wall time (this run's, and in all when
 continued released weights through ``run.init``), the data's terms, and the scores of the
 released (fp16) file itself on every validation set of its training config under
 ``eval_sets`` (VCIP val also under ``eval``), and on its fixed test split (``data.test``) under
-``test_sets``, scored here once per released file: the figures the README and the model card
+``test_sets``, scored here once per release (or rescore): the figures the README and the model card
 quote, which ``nirstream eval --model NAME --config CONFIG [--test]`` reproduces and a test checks.
 
     python tools/release_weights.py runs/colormamba-lite --command "nirstream train ..." \
@@ -14,7 +14,7 @@ quote, which ``nirstream eval --model NAME --config CONFIG [--test]`` reproduces
 
 When the code that runs a released file changes its output (its padding, say), ``--rescore``
 scores the file again on the same sets in place: its tensors and provenance stay, its scores
-and fingerprint are replaced, and ``rescored`` says when and why.
+and fingerprint are replaced, and ``rescored`` lists when and why, every time.
 
     python tools/release_weights.py --rescore assets/weights/colormamba-lite.safetensors --why "..."
 """
@@ -78,14 +78,14 @@ def main() -> int:
     parser.add_argument("--why", help="with --rescore: what changed its output")
     args = parser.parse_args()
     if args.rescore:
-        if args.run_dir or not args.why:
-            parser.error("--rescore takes a released file and --why, and no run folder")
+        if args.run_dir or not args.why or args.name or args.command or args.machine:
+            parser.error("--rescore takes a released file and --why, and no run folder, --name, --command or --machine")
         source, target = args.rescore, args.rescore
         info = read_metadata(source)["info"]
-        info["rescored"] = {"date": datetime.date.today().isoformat(), "why": args.why}
+        info["rescored"] = [*info.get("rescored", []), {"date": datetime.date.today().isoformat(), "why": args.why}]
     else:
-        if not (args.run_dir and args.command and args.machine):
-            parser.error("a release needs a run folder, --command and --machine")
+        if not (args.run_dir and args.command and args.machine) or args.why:
+            parser.error("a release needs a run folder, --command and --machine (--why goes with --rescore)")
         source = args.run_dir / "best.safetensors"
         info = read_metadata(source)["info"]
     config = bind(TrainConfig, apply_overrides(info["config"], args.overrides))
@@ -117,7 +117,7 @@ def main() -> int:
         return {"images": len(report.images), **report.mean, "groups": report.groups}
 
     info["eval_sets"] = {name or "val": scores(name or "val", data) for name, data, _ in validation_sets(config.data)}
-    info["test_sets"] = {name: scores(f"test {name}", data) for name, data in test_sets(config.data)}  # scored once, here
+    info["test_sets"] = {name: scores(f"test {name}", data) for name, data in test_sets(config.data)}  # scored once per release or rescore, here
     info["eval"] = {"data": Path(config.data.root).name, "split": config.data.val_split, **info["eval_sets"]["val"]}
     info["fingerprint"] = fingerprint(model)
     path = save_weights(model, target, info=info, dtype=torch.float16)

@@ -195,10 +195,11 @@ class SemanticPrior(nn.Module):
             raise ValueError(f"encoder_scale must be at least 1, got {scale}")
         self.scale = scale
         self.stem_stride = stem_stride
-        self.multiple = 32 * scale
-        """The encoder's deepest stride in the frame: its input is extended to a multiple of it."""
-        self.encoder = EfficientNetLite0()
         stages = len(a_dims)
+        self.multiple = math.lcm(32 * scale, stem_stride * 2 ** (stages - 1))
+        """The input is extended to a multiple of the encoder's deepest stride in the frame and of
+        every stage's, so each tap rescales onto its stage's grid by a whole ratio."""
+        self.encoder = EfficientNetLite0()
         self.stage_of_tap = [
             min(stages - 1, max(0, round(math.log2(4 * 2**j * scale / stem_stride)))) for j in range(len(TAP_CHANNELS))
         ]

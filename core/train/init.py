@@ -65,8 +65,9 @@ def prunes_vss_blocks(saved: dict, config: dict) -> bool:
 
 
 def load_init_weights(model: nn.Module, name: str) -> bool:
-    """Load the weights ``name`` means into ``model``, whose config must equal the file's or grow
-    it by a semantic prior; True when it grew (the caller then loads the prior's pretrained weights)."""
+    """Load the weights ``name`` means into ``model``, whose config must equal the file's, prune
+    its VSS blocks or grow it by a semantic prior; True when it grew (the caller then loads the
+    prior's pretrained weights)."""
     path = init_weights_path(name)
     saved = complete_config(read_metadata(path)["model"])
     keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
@@ -80,8 +81,10 @@ def load_init_weights(model: nn.Module, name: str) -> bool:
             raise WeightsError(f"run.init {path}: growing it by a semantic prior left other tensors unset")
         logger.info("starting from the weights in {}, grown by a {} semantic prior", path, model.config["encoder"])
     elif prunes:
-        if missing:
-            raise WeightsError(f"run.init {path}: pruning its VSS blocks left tensors unset ({missing[0]}, ...)")
+        stray = [key for key in unexpected if not key.startswith(("g_a.encoder.", "g_a.decoder."))]
+        if missing or stray:
+            raise WeightsError(f"run.init {path}: pruning its VSS blocks left tensors unset or unused "
+                               f"({(missing + stray)[0]}, ...)")
         dropped = sorted({".".join(key.split(".")[:4]) for key in unexpected})
         logger.info("starting from the weights in {} without its VSS blocks {}", path, ", ".join(dropped))
     else:

@@ -129,8 +129,9 @@ class Colorizer:
             torch.set_num_threads(self.config.threads)
         memory_format = torch.channels_last if self.config.channels_last else torch.contiguous_format
         self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
-        # A ColorizationModel pads to a multiple of its stride (its declared ``multiple``); any
-        # other module (a test's stand-in) is taken to be shift-invariant.
+        # A ColorizationModel's stride pattern repeats every ``multiple`` pixels of its padded
+        # input, where tiles are placed; any other module (a test's stand-in) is taken to be
+        # shift-invariant.
         self._align = model.multiple if isinstance(model, ColorizationModel) else 1
         tile_batch = self.config.tile_batch
         self._tune_batch = tile_batch == "auto" and self.device.type == "cuda"

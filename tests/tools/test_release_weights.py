@@ -38,9 +38,11 @@ def test_release_then_rescore_in_place(tmp_path):
     assert done.returncode == 0, done.stderr
     again = read_metadata(stale)["info"]
     assert again["eval_sets"]["val"]["psnr"] == true_psnr and again["fingerprint"]["mean"] != [0.0, 0.0, 0.0]
-    assert again["rescored"]["why"] == "padding changed" and again["command"] == "nirstream train x"
+    assert [r["why"] for r in again["rescored"]] == ["padding changed"] and again["command"] == "nirstream train x"
     kept = load_file(stale)
     assert kept.keys() == tensors.keys() and all(torch.equal(kept[k], tensors[k]) for k in tensors)
 
-    refused = subprocess.run([sys.executable, TOOL, "--rescore", str(stale)], capture_output=True, text=True)
-    assert refused.returncode == 2 and "--why" in refused.stderr
+    for wrong in (["--rescore", str(stale)], ["--rescore", str(stale), "--why", "x", str(run_dir)],
+                  [str(run_dir), "--name", "tiny", "--machine", "a test"]):
+        refused = subprocess.run([sys.executable, TOOL, *wrong], capture_output=True, text=True)
+        assert refused.returncode == 2 and "--why" in refused.stderr, wrong
