@@ -13,9 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from nirstream.core.models.ss2d import set_scan_backend
-
-from .ss2d import SCAN_FLOPS_PER_UPDATE
+from .ss2d import SCAN_FLOPS_PER_UPDATE, set_scan_backend
 
 __all__ = ["SCAN_FLOPS_PER_UPDATE", "forward_flops"]
 

@@ -36,7 +36,7 @@ def create_model(
     """
     from nirstream.core.weights import load_model  # core.weights builds models: imported when called
 
-    target = device if isinstance(device, torch.device) else resolve_device(device)
+    target = resolve_device(device)
     if name_or_path is None:
         name_or_path = _default_for(target.type)
     spec = str(name_or_path)
@@ -60,7 +60,7 @@ def create_model(
 
 def default_name(device: str | torch.device = "cpu") -> str:
     """The name of the best shipped model for ``device``'s type."""
-    return _default_for((device if isinstance(device, torch.device) else resolve_device(device)).type)
+    return _default_for(resolve_device(device).type)
 
 
 def _default_for(device_type: str) -> str:

@@ -171,9 +171,6 @@ class Trainer:
 
     def fit(self) -> Path:
         """Train the remaining epochs (every scan on ``run.scan_backend``) and return the run folder."""
-        return self._fit()
-
-    def _fit(self) -> Path:
         log_sink = logger.add(self.run_dir / "train.log", level="INFO") if self.context.is_main else None
         self._stop.install(self.context.world_size == 1)
         try:
