@@ -16,6 +16,10 @@ skips, the bottleneck and the HSV guide then know "sky", "foliage" and "road", w
 trained on a few hundred pairs cannot learn. The projections start at zero, so a model grown
 from one without the prior starts out computing exactly what that model computed.
 
+A **luma gate** (``luma_gate: true``, :class:`LumaGate`) lets G_A keep the NIR's own brightness
+where the scene's materials reflect NIR as they reflect light (walls, roads, interiors) and
+redraw it where they do not (foliage, sky, water); it too starts at zero.
+
 Both start from the NIR and its edge map folded into patches of ``stem_stride``: at 1 or 2 the
 U-Nets run at or near full resolution, as the paper's do; at 4 they run at a quarter of it,
 which is what makes a CPU configuration affordable. Either way each ends in a
@@ -82,6 +86,38 @@ class GuidedHead(nn.Module):
         return torch.sigmoid(torch.addcmul(torch.addcmul(b, a, nir), e, edges))
 
 
+LUMA = (0.299, 0.587, 0.114)
+"""Rec. 601 luma weights of R, G and B."""
+
+
+class LumaGate(nn.Module):
+    """Moves the output's luma towards the NIR's, per pixel, by a share the features predict.
+
+    Measured on unseen streets, buildings and interiors, the raw NIR's brightness is closer to
+    the truth's than the network's redrawn one wherever materials reflect NIR as they reflect
+    light; not on foliage, sky or water. From G_A's finest features a conv predicts the share
+    ``g`` at the stem's resolution (upsampled, as the head's coefficients are); the output moves
+    by ``g * (nir - luma(output))`` on all three channels, which changes its luma and keeps its
+    chroma. ``g`` is not squashed: the conv starts at zero, so a file without the gate grows
+    into this model computing exactly what it did, and learns the share from there.
+    """
+
+    def __init__(self, dim: int, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.share = nn.Conv2d(dim, 1, 3, padding=1)
+        nn.init.zeros_(self.share.weight)
+        nn.init.zeros_(self.share.bias)
+        self.register_buffer("weights", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, rgb: Tensor, features: Tensor, nir: Tensor) -> Tensor:
+        share = self.share(features).contiguous()
+        if self.scale > 1:
+            share = F.interpolate(share, size=nir.shape[-2:], mode="bilinear", align_corners=False)
+        luma = (rgb * self.weights).sum(dim=1, keepdim=True)
+        return torch.addcmul(rgb, share, nir - luma).clamp(0.0, 1.0)
+
+
 class HSVNet(nn.Module):
     """G_B: predicts the HSV image from NIR and its edges; its decoder features guide G_A.
 
@@ -123,7 +159,7 @@ class RGBNet(nn.Module):
     Encoder stage ``i``: downsample (except the first), ``conv_depths[i]`` residual conv
     blocks, ``depths[i]`` VSS blocks. The bottleneck is modulated by SPADE; decoder stage
     ``i``: upsample, add the skip, SPADE, ``conv_depths[i]`` conv blocks,
-    ``decoder_depths[i]`` VSS blocks.
+    ``decoder_depths[i]`` VSS blocks; then the guided head and, if asked, the :class:`LumaGate`.
     """
 
     def __init__(
@@ -136,6 +172,7 @@ class RGBNet(nn.Module):
         stem_stride: int,
         spade_hidden: int,
         vss: dict[str, float],
+        luma_gate: bool,
     ) -> None:
         super().__init__()
         stages = len(dims)
@@ -159,6 +196,7 @@ class RGBNet(nn.Module):
             for i in range(stages - 1)
         )
         self.head = GuidedHead(dims[0], 3, stem_stride)
+        self.luma_gate = LumaGate(dims[0], stem_stride) if luma_gate else None
 
     def forward(
         self, patches: Tensor, guides: list[Tensor], semantic: list[Tensor | None], nir: Tensor, edges: Tensor
@@ -171,7 +209,8 @@ class RGBNet(nn.Module):
         x = self.bottleneck_spade(x, guides[-1])
         for i in reversed(range(len(self.decoder))):
             x = self.decoder[i](self.spade[i](self.up[i](x) + skips[i], guides[i]))
-        return self.head(x, nir, edges)
+        rgb = self.head(x, nir, edges)
+        return rgb if self.luma_gate is None else self.luma_gate(rgb, x, nir)
 
 
 class SemanticPrior(nn.Module):
@@ -255,7 +294,8 @@ class ColorMamba(ColorizationModel):
     G_B; stage ``i`` runs at 1/(``stem_stride`` · 2^i) of the input resolution. Every argument
     but the semantic prior's is required: the YAML files in ``configs/models/`` (lite, base,
     paper) are the one place each configuration's values live. ``encoder`` is ``None`` (no
-    prior, as the first released files) or ``"efficientnet-lite0"``, run at 1/``encoder_scale``.
+    prior, as the first released files) or ``"efficientnet-lite0"``, run at 1/``encoder_scale``;
+    ``luma_gate`` adds the :class:`LumaGate` (files before 2026-12-05 have none).
     """
 
     def __init__(
@@ -276,6 +316,7 @@ class ColorMamba(ColorizationModel):
         spade_hidden: int,
         encoder: str | None = None,
         encoder_scale: int = 2,
+        luma_gate: bool = False,
     ) -> None:
         super().__init__()
         stages = len(width_mults)
@@ -305,7 +346,7 @@ class ColorMamba(ColorizationModel):
         )
         self.g_a = RGBNet(
             g_a_dims, g_b_dims, list(depths), list(decoder_depths),
-            list(conv_depths), stem_stride, spade_hidden, vss,
+            list(conv_depths), stem_stride, spade_hidden, vss, luma_gate,
         )
         self.semantic = (
             SemanticPrior(g_a_dims, g_b_dims, stem_stride, encoder_scale) if encoder else None

@@ -2,13 +2,14 @@
 
 ``run.init`` names a ``.safetensors`` weights file or a shipped model (``colormamba-lite``).
 The file carries its model config; it must be the run's, since a tensor of another shape or
-another architecture cannot be continued, and the error says which settings differ. One
-difference is allowed: a run may *grow* a file without a semantic prior into a model with one
-(``encoder``, ``encoder_scale``), which keeps every trained tensor, starts the encoder from its
-ImageNet weights and its projections at zero, and so starts out computing what the file did.
-Another is allowed: a run may *prune* VSS blocks (fewer ``depths`` or ``decoder_depths`` per
-stage), which keeps every other tensor; each stage's VSS blocks come last in it, so the ones
-kept are the first of the file's, and the run starts from the file with the rest skipped.
+another architecture cannot be continued, and the error says which settings differ. Some
+differences are allowed. A run may *grow* a file by the parts it lacks (:data:`GROWTHS`): a
+semantic prior (``encoder``, ``encoder_scale``; the encoder starts from its ImageNet weights,
+its projections at zero) or a luma gate (``luma_gate``; its conv at zero). Every trained tensor
+is kept, so the grown model starts out computing what the file did. A run may also *prune* VSS
+blocks (fewer ``depths`` or ``decoder_depths`` per stage), which keeps every other tensor; each
+stage's VSS blocks come last in it, so the ones kept are the first of the file's, and the run
+starts from the file with the rest skipped.
 """
 
 from pathlib import Path
@@ -42,14 +43,21 @@ def init_provenance(name: str) -> dict:
             "training_seconds_total": total or 0.0}
 
 
-#: Config keys in which a run may differ from its init file, when the file has no encoder.
-GROWN_KEYS = {"encoder", "encoder_scale"}
+#: The parts a run may add to its init file, when the file has none (its key is None or False):
+#: the config keys each part brings, and the prefix of its tensors.
+GROWTHS = {
+    "encoder": ({"encoder", "encoder_scale"}, "semantic."),
+    "luma_gate": ({"luma_gate"}, "g_a.luma_gate."),
+}
 
 
-def grows_by_prior(saved: dict, config: dict) -> bool:
-    """Whether a model built from ``config`` is the (completed) file config ``saved`` plus a semantic prior."""
+def grown_parts(saved: dict, config: dict) -> list[str]:
+    """The parts (keys of :data:`GROWTHS`) by which a model built from ``config`` grows the
+    (completed) file config ``saved``; empty when it differs from the file in anything else."""
     keys = {key for key in set(saved) | set(config) if saved.get(key) != config.get(key)}
-    return "encoder" in keys and keys <= GROWN_KEYS and saved["encoder"] is None
+    parts = [part for part in GROWTHS if part in keys and not saved.get(part)]
+    allowed = set().union(*(GROWTHS[part][0] for part in parts))
+    return parts if parts and keys <= allowed else []
 
 
 #: Config keys in which a run may have fewer VSS blocks per stage than its init file.
@@ -66,20 +74,21 @@ def prunes_vss_blocks(saved: dict, config: dict) -> bool:
 
 def load_init_weights(model: nn.Module, name: str) -> bool:
     """Load the weights ``name`` means into ``model``, whose config must equal the file's, prune
-    its VSS blocks or grow it by a semantic prior; True when it grew (the caller then loads the
-    prior's pretrained weights)."""
+    its VSS blocks or grow it (:data:`GROWTHS`); True when it grew by a semantic prior (the
+    caller then loads the prior's pretrained weights)."""
     path = init_weights_path(name)
     saved = complete_config(read_metadata(path)["model"])
     keys = sorted(key for key in set(saved) | set(model.config) if saved.get(key) != model.config.get(key))
-    grows, prunes = grows_by_prior(saved, model.config), prunes_vss_blocks(saved, model.config)
+    grows, prunes = grown_parts(saved, model.config), prunes_vss_blocks(saved, model.config)
     if keys and not grows and not prunes:
         differences = ", ".join(f"{key}: file {saved.get(key)!r}, run {model.config.get(key)!r}" for key in keys)
         raise WeightsError(f"run.init {path} holds another model than the run builds ({differences})")
     missing, unexpected = model.load_state_dict(load_model(path).state_dict(), strict=not (grows or prunes))
     if grows:
-        if unexpected or not all(key.startswith("semantic.") for key in missing):
-            raise WeightsError(f"run.init {path}: growing it by a semantic prior left other tensors unset")
-        logger.info("starting from the weights in {}, grown by a {} semantic prior", path, model.config["encoder"])
+        prefixes = tuple(GROWTHS[part][1] for part in grows)
+        if unexpected or not all(key.startswith(prefixes) for key in missing):
+            raise WeightsError(f"run.init {path}: growing it by {' and '.join(grows)} left other tensors unset")
+        logger.info("starting from the weights in {}, grown by {}", path, " and ".join(grows))
     elif prunes:
         stray = [key for key in unexpected if not key.startswith(("g_a.encoder.", "g_a.decoder."))]
         if missing or stray:
@@ -89,4 +98,4 @@ def load_init_weights(model: nn.Module, name: str) -> bool:
         logger.info("starting from the weights in {} without its VSS blocks {}", path, ", ".join(dropped))
     else:
         logger.info("starting from the weights in {}", path)
-    return grows
+    return "encoder" in grows

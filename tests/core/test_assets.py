@@ -51,12 +51,12 @@ def test_shipped_weights_say_what_they_are(name):
     info = meta["info"]
     assert info["name"] == name
     # the file's architecture is the bundled config of its name, or one it grows into (a semantic
-    # prior added), so --init NAME and train --config NAME agree
+    # prior or a luma gate added), so --init NAME and train --config NAME agree
     from nirstream.core.models import complete_config
-    from nirstream.core.train.init import grows_by_prior
+    from nirstream.core.train.init import grown_parts
 
     saved, bundled = complete_config(meta["model"]), build_model(load_model_config(name)).config
-    assert saved == bundled or grows_by_prior(saved, bundled), (saved, bundled)
+    assert saved == bundled or grown_parts(saved, bundled), (saved, bundled)
     assert info["config"]["data"]["root"].endswith("vcip2020_nir")
     assert (info["config"]["data"]["train_split"], info["config"]["data"]["val_split"]) == ("train", "val")
     assert f"nirstream train --config {name}" in info["command"]

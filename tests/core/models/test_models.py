@@ -207,6 +207,31 @@ def test_model_config_loads_from_a_yaml_path(tmp_path):
         load_model_config("colormamba-huge")
 
 
+def test_the_luma_gate_starts_as_no_gate_and_moves_luma_to_the_nir_keeping_chroma():
+    """At zero the gated model computes what the same weights without the gate compute; with a
+    share of 1 the output's luma is the NIR's and its channels keep their differences (chroma)."""
+    from nirstream.core.models.colormamba import LUMA
+
+    torch.manual_seed(0)
+    plain, gated = tiny().eval(), tiny(luma_gate=True).eval()
+    missing, unexpected = gated.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["g_a.luma_gate.share.bias", "g_a.luma_gate.share.weight"]
+    nir = 0.3 + 0.4 * torch.rand(1, 1, 24, 40)  # mid-range: no channel clips when its luma moves
+    with torch.no_grad():
+        before = plain(nir)
+        assert torch.equal(gated(nir), before)
+        gated.g_a.luma_gate.share.bias.fill_(1.0)
+        after = gated(nir)
+    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
+    moved = before + nir - (before * weights).sum(1, keepdim=True)
+    unclipped = ((moved > 0) & (moved < 1)).all(1)
+    assert unclipped.float().mean() > 0.9
+    luma = (after * weights).sum(1)
+    torch.testing.assert_close(luma[unclipped], nir[:, 0][unclipped], atol=1e-5, rtol=0)
+    chroma = lambda x: (x - x.mean(1, keepdim=True)).permute(0, 2, 3, 1)[unclipped]  # noqa: E731
+    torch.testing.assert_close(chroma(after), chroma(before), atol=1e-5, rtol=0)
+
+
 def test_a_name_cannot_be_registered_twice():
     from nirstream.core.models.interface import ColorizationModel
 
@@ -218,7 +243,8 @@ def test_a_name_cannot_be_registered_twice():
 
 
 @pytest.mark.parametrize("arch_config", [TINY_COLORMAMBA, {**TINY_COLORMAMBA, "encoder": "efficientnet-lite0"},
-                                         {"arch": "resnet34-lab"}, {"arch": "pix2pix-lab", "ngf": 4, "depth": 3, "dropout_layers": 1}])
+                                         {**TINY_COLORMAMBA, "luma_gate": True}, {"arch": "resnet34-lab"},
+                                         {"arch": "pix2pix-lab", "ngf": 4, "depth": 3, "dropout_layers": 1}])
 def test_every_registered_model_keeps_the_declared_contract(arch_config):
     """What the colorizer, trainer and exporters rely on (core/models/interface.py), for each arch."""
     from nirstream.core.models.interface import ColorizationModel, pad_with_margin

@@ -575,3 +575,27 @@ def test_init_prunes_vss_blocks_and_keeps_every_other_tensor(tmp_path):
         load_init_weights(build_model({**TINY_COLORMAMBA, "depths": [1, 3], "decoder_depths": [1]}), str(path))
     with pytest.raises(WeightsError, match="ngf: file 8, run 12"):
         load_init_weights(build_model({**TINY_COLORMAMBA, "depths": [1, 1], "decoder_depths": [1], "ngf": 12}), str(path))
+
+
+def test_init_grows_a_file_by_a_luma_gate_and_a_prior_starting_as_the_file(tmp_path):
+    """A file without the luma gate grows into a model with one (and a prior, both at once):
+    every file tensor kept, the new model's output the file's; another change beside is refused."""
+    from nirstream.core.models import build_model
+    from nirstream.core.train.init import load_init_weights
+    from nirstream.core.weights import save_weights
+
+    torch.manual_seed(0)
+    plain = build_model(dict(TINY_COLORMAMBA)).eval()
+    path = save_weights(plain, tmp_path / "plain.safetensors")
+    gated = build_model({**TINY_COLORMAMBA, "luma_gate": True}).eval()
+    assert load_init_weights(gated, str(path)) is False  # no prior grew: nothing pretrained to load
+    nir = torch.rand(1, 1, 40, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(gated(nir), load_model(path)(nir))
+    both = build_model({**TINY_COLORMAMBA, "luma_gate": True, "encoder": "efficientnet-lite0"})
+    assert load_init_weights(both, str(path)) is True
+    with pytest.raises(WeightsError, match=r"luma_gate: file False, run True, ngf: file 8, run 12"):
+        load_init_weights(build_model({**TINY_COLORMAMBA, "luma_gate": True, "ngf": 12}), str(path))
+    gated_path = save_weights(gated, tmp_path / "gated.safetensors")
+    with pytest.raises(WeightsError, match=r"luma_gate: file True, run False"):  # a gate is never dropped
+        load_init_weights(build_model(dict(TINY_COLORMAMBA)), str(gated_path))
