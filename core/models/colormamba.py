@@ -292,10 +292,11 @@ class ColorMamba(ColorizationModel):
 
     Widths per stage are ``ngf * width_mults[i]`` for G_A and ``nfg * width_mults[i]`` for
     G_B; stage ``i`` runs at 1/(``stem_stride`` · 2^i) of the input resolution. Every argument
-    but the semantic prior's is required: the YAML files in ``configs/models/`` (lite, base,
-    paper) are the one place each configuration's values live. ``encoder`` is ``None`` (no
-    prior, as the first released files) or ``"efficientnet-lite0"``, run at 1/``encoder_scale``;
-    ``luma_gate`` adds the :class:`LumaGate` (files before 2026-12-05 have none).
+    but the semantic prior's and the luma gate's is required: the YAML files in
+    ``configs/models/`` (lite, base, paper) are the one place each configuration's values live.
+    ``encoder`` is ``None`` (no prior, as the first released files) or ``"efficientnet-lite0"``,
+    run at 1/``encoder_scale``; ``luma_gate`` adds the :class:`LumaGate` (off in the shipped
+    configs; no released file has one).
     """
 
     def __init__(

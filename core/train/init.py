@@ -55,7 +55,7 @@ def grown_parts(saved: dict, config: dict) -> list[str]:
     """The parts (keys of :data:`GROWTHS`) by which a model built from ``config`` grows the
     (completed) file config ``saved``; empty when it differs from the file in anything else."""
     keys = {key for key in set(saved) | set(config) if saved.get(key) != config.get(key)}
-    parts = [part for part in GROWTHS if part in keys and not saved.get(part)]
+    parts = [part for part in GROWTHS if part in keys and not saved.get(part) and config.get(part)]
     allowed = set().union(*(GROWTHS[part][0] for part in parts))
     return parts if parts and keys <= allowed else []
 

@@ -6,7 +6,7 @@ import pytest
 
 from nirstream.core.assets import assets_dir, demo_clip, shipped_models, shipped_weights
 from nirstream.core.errors import ConfigError
-from nirstream.core.models import build_model, create_model, default_name, load_model_config
+from nirstream.core.models import build_model, complete_config, create_model, default_name, load_model_config
 from nirstream.core.weights import load_model, read_metadata
 from nirstream.stream.colorizer import Colorizer, ColorizerConfig
 from nirstream.stream.frame import Frame
@@ -52,7 +52,6 @@ def test_shipped_weights_say_what_they_are(name):
     assert info["name"] == name
     # the file's architecture is the bundled config of its name, or one it grows into (a semantic
     # prior or a luma gate added), so --init NAME and train --config NAME agree
-    from nirstream.core.models import complete_config
     from nirstream.core.train.init import grown_parts
 
     saved, bundled = complete_config(meta["model"]), build_model(load_model_config(name)).config
@@ -173,5 +172,5 @@ def test_create_model_takes_a_device_object_and_a_weights_file_of_any_name(tmp_p
     odd = tmp_path / "lite.weights"
     shutil.copy(shipped_weights("colormamba-lite"), odd)
     model = create_model(str(odd), device=torch.device("cpu"))
-    assert model.config == read_metadata(shipped_weights("colormamba-lite"))["model"]
+    assert model.config == complete_config(read_metadata(shipped_weights("colormamba-lite"))["model"])
     assert default_name(torch.device("cpu")) == "colormamba-lite"

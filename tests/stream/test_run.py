@@ -121,7 +121,9 @@ def test_default_model_follows_the_device(monkeypatch, capsys):
     from nirstream.stream.config import RunConfig
 
     configure_logging(debug=False, as_json=False)
-    lite = read_metadata(shipped_weights("colormamba-lite"))["model"]
+    from nirstream.core.models import complete_config
+
+    lite = complete_config(read_metadata(shipped_weights("colormamba-lite"))["model"])
     assert run_module.model_for(RunConfig()).config == lite
     monkeypatch.setattr(factory, "resolve_device", lambda name: torch.device("cuda"))
     base = shipped_weights("colormamba-base")

@@ -230,6 +230,15 @@ def test_the_luma_gate_starts_as_no_gate_and_moves_luma_to_the_nir_keeping_chrom
     torch.testing.assert_close(luma[unclipped], nir[:, 0][unclipped], atol=1e-5, rtol=0)
     chroma = lambda x: (x - x.mean(1, keepdim=True)).permute(0, 2, 3, 1)[unclipped]  # noqa: E731
     torch.testing.assert_close(chroma(after), chroma(before), atol=1e-5, rtol=0)
+    # a share that varies in space, on a size that needs padding: the share is upsampled and
+    # cropped as the head's coefficients are, and the output stays an image
+    torch.nn.init.normal_(gated.g_a.luma_gate.share.weight, std=0.5)
+    odd = torch.rand(2, 1, 37, 53)
+    with torch.no_grad():
+        rgb, aux = gated(odd), gated.forward_with_aux(odd)["rgb"]
+    assert rgb.shape == (2, 3, 37, 53) and 0 <= rgb.min() and rgb.max() <= 1
+    torch.testing.assert_close(aux, rgb)
+    assert not torch.allclose(rgb, plain(odd))
 
 
 def test_a_name_cannot_be_registered_twice():

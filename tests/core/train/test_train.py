@@ -594,6 +594,15 @@ def test_init_grows_a_file_by_a_luma_gate_and_a_prior_starting_as_the_file(tmp_p
         torch.testing.assert_close(gated(nir), load_model(path)(nir))
     both = build_model({**TINY_COLORMAMBA, "luma_gate": True, "encoder": "efficientnet-lite0"})
     assert load_init_weights(both, str(path)) is True
+    # a file with a prior, grown by the gate alone (how the shipped file grows): nothing to load
+    with_prior = save_weights(build_model({**TINY_COLORMAMBA, "encoder": "efficientnet-lite0"}).eval(),
+                              tmp_path / "prior.safetensors")
+    gated_prior = build_model({**TINY_COLORMAMBA, "luma_gate": True, "encoder": "efficientnet-lite0"}).eval()
+    assert load_init_weights(gated_prior, str(with_prior)) is False
+    with torch.no_grad():
+        torch.testing.assert_close(gated_prior(nir), load_model(with_prior)(nir))
+    with pytest.raises(WeightsError, match=r"encoder: file 'efficientnet-lite0', run None"):  # a prior is never dropped
+        load_init_weights(gated, str(with_prior))
     with pytest.raises(WeightsError, match=r"luma_gate: file False, run True, ngf: file 8, run 12"):
         load_init_weights(build_model({**TINY_COLORMAMBA, "luma_gate": True, "ngf": 12}), str(path))
     gated_path = save_weights(gated, tmp_path / "gated.safetensors")
