@@ -220,7 +220,7 @@ def test_the_luma_gate_starts_as_no_gate_and_moves_luma_to_the_nir_keeping_chrom
     with torch.no_grad():
         before = plain(nir)
         assert torch.equal(gated(nir), before)
-        gated.g_a.luma_gate.share.bias.fill_(1.0)
+        gated.g_a.luma_gate.share.bias.fill_(1.0 / gated.g_a.luma_gate.GAIN)  # a share of 1
         after = gated(nir)
     weights = torch.tensor(LUMA).view(1, 3, 1, 1)
     moved = before + nir - (before * weights).sum(1, keepdim=True)
