@@ -9,6 +9,9 @@ saturation of black) it is set to 0 through safe denominators, so gradients stay
 import torch
 from torch import Tensor
 
+LUMA = (0.299, 0.587, 0.114)
+"""Rec. 601 luma weights of R, G and B."""
+
 
 def _check_image(x: Tensor, name: str) -> None:
     if x.dim() != 4 or x.shape[1] != 3:

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nirstream.core.colorspace import LUMA
+
 from .blocks import SPADE, ConvNormAct, Downsample, ResBlock, Upsample
 from .efficientnet_lite import TAP_CHANNELS, EfficientNetLite0, load_imagenet_weights
 from .interface import ColorizationModel, pad_with_margin
@@ -84,10 +86,6 @@ class GuidedHead(nn.Module):
             coeffs = F.interpolate(coeffs, size=nir.shape[-2:], mode="bilinear", align_corners=False)
         a, e, b = coeffs.chunk(3, dim=1)
         return torch.sigmoid(torch.addcmul(torch.addcmul(b, a, nir), e, edges))
-
-
-LUMA = (0.299, 0.587, 0.114)
-"""Rec. 601 luma weights of R, G and B."""
 
 
 class LumaGate(nn.Module):

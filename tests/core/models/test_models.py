@@ -210,7 +210,7 @@ def test_model_config_loads_from_a_yaml_path(tmp_path):
 def test_the_luma_gate_starts_as_no_gate_and_moves_luma_to_the_nir_keeping_chroma():
     """At zero the gated model computes what the same weights without the gate compute; with a
     share of 1 the output's luma is the NIR's and its channels keep their differences (chroma)."""
-    from nirstream.core.models.colormamba import LUMA
+    from nirstream.core.colorspace import LUMA
 
     torch.manual_seed(0)
     plain, gated = tiny().eval(), tiny(luma_gate=True).eval()
