@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from nirstream.core.colorspace import LUMA
+from nirstream.core.colorspace import luma
 from nirstream.core.data import PairedFolderDataset
 from nirstream.core.metrics import psnr
 from nirstream.core.models import create_model
@@ -44,14 +44,13 @@ def sets(config_name: str) -> dict[str, torch.utils.data.Dataset]:
 @torch.inference_mode()
 def headroom(model: torch.nn.Module, dataset: torch.utils.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
     """PSNR per image and share (images x shares), and the NIR shown as gray's per image."""
-    weights = torch.tensor(LUMA).view(1, 3, 1, 1)
     scores, gray = [], []
     for i in range(len(dataset)):
         item = dataset[i]
         nir, rgb = item["nir"][None], item["rgb"][None]
         out = model(nir)
-        luma = (out * weights).sum(dim=1, keepdim=True)
-        scores.append([float(psnr((out + a * (nir - luma)).clamp(0, 1), rgb)[0]) for a in SHARES])
+        towards_nir = nir - luma(out)
+        scores.append([float(psnr((out + a * towards_nir).clamp(0, 1), rgb)[0]) for a in SHARES])
         gray.append(float(psnr(nir.expand(-1, 3, -1, -1), rgb)[0]))
     return np.array(scores), np.array(gray)
 

@@ -18,6 +18,12 @@ def _check_image(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} must be B×3×H×W, got shape {tuple(x.shape)}")
 
 
+def luma(rgb: Tensor) -> Tensor:
+    """Rec. 601 luma ``B×1×H×W`` of RGB ``B×3×H×W``."""
+    _check_image(rgb, "rgb")
+    return LUMA[0] * rgb[:, 0:1] + LUMA[1] * rgb[:, 1:2] + LUMA[2] * rgb[:, 2:3]
+
+
 def rgb_to_hsv(rgb: Tensor) -> Tensor:
     """RGB in [0,1] to HSV in [0,1] with hue in [0,1) (a fraction of the colour circle).
 

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nirstream.core.colorspace import LUMA
+from nirstream.core.colorspace import luma
 
 from .blocks import SPADE, ConvNormAct, Downsample, ResBlock, Upsample
 from .efficientnet_lite import TAP_CHANNELS, EfficientNetLite0, load_imagenet_weights
@@ -100,7 +100,8 @@ class LumaGate(nn.Module):
     into this model computing exactly what it did, and learns the share from there. The conv's
     output is multiplied by :attr:`GAIN` so that, under Adam, the share moves at that many times
     the rate of the network's own outputs: at gain 1 and the continuation's rate (1e-4) the
-    share reached only about 0.003 on the validation images in 440 steps (`benchmarks/RESULTS.md`, *The luma gate*).
+    share reached only about 0.003 on the validation images in 440 steps (``benchmarks/RESULTS.md``,
+    *More scene crops, and a luma gate*).
     """
 
     GAIN = 10.0
@@ -111,14 +112,12 @@ class LumaGate(nn.Module):
         self.share = nn.Conv2d(dim, 1, 3, padding=1)
         nn.init.zeros_(self.share.weight)
         nn.init.zeros_(self.share.bias)
-        self.register_buffer("weights", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, rgb: Tensor, features: Tensor, nir: Tensor) -> Tensor:
         share = self.GAIN * self.share(features).contiguous()
         if self.scale > 1:
             share = F.interpolate(share, size=nir.shape[-2:], mode="bilinear", align_corners=False)
-        luma = (rgb * self.weights).sum(dim=1, keepdim=True)
-        return torch.addcmul(rgb, share, nir - luma).clamp(0.0, 1.0)
+        return torch.addcmul(rgb, share, nir - luma(rgb)).clamp(0.0, 1.0)
 
 
 class HSVNet(nn.Module):
